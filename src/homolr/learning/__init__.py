@@ -1,0 +1,1 @@
+"""homolr.learning."""
