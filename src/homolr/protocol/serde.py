@@ -1,0 +1,250 @@
+"""Conversion between :mod:`homolr.protocol.messages` and protobuf; the only importer of the stubs.
+
+Pairs of ``x_to_proto`` / ``x_from_proto`` functions; large payloads are split into chunks
+(:data:`CHUNK_BYTES` each) so that a model of any size stays under gRPC's message limit. Everything
+decoded from a peer is checked here and rejected with :class:`~homolr.errors.ProtocolError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from homolr.errors import ProtocolError
+from homolr.protocol import homolr_pb2 as pb
+from homolr.protocol.messages import (
+    GlobalModel,
+    JoinRequest,
+    Mode,
+    ModelHeader,
+    ServerInfo,
+    TrainingPlan,
+    Update,
+    UpdateHeader,
+    Weighting,
+)
+
+CHUNK_BYTES = 1 << 20
+MAX_PAYLOAD_BYTES = 1 << 30
+MAX_ID_LENGTH = 128
+
+_MODE_TO_PROTO: dict[str, int] = {"encrypted": pb.MODE_ENCRYPTED, "aggregate": pb.MODE_AGGREGATE}
+_MODE_FROM_PROTO: dict[int, Mode] = {pb.MODE_ENCRYPTED: "encrypted", pb.MODE_AGGREGATE: "aggregate"}
+_WEIGHTING_TO_PROTO: dict[str, int] = {"equal": pb.WEIGHTING_EQUAL, "samples": pb.WEIGHTING_SAMPLES}
+_WEIGHTING_FROM_PROTO: dict[int, Weighting] = {
+    pb.WEIGHTING_EQUAL: "equal",
+    pb.WEIGHTING_SAMPLES: "samples",
+}
+
+
+def plan_to_proto(plan: TrainingPlan) -> pb.TrainingPlan:
+    return pb.TrainingPlan(
+        mode=_MODE_TO_PROTO[plan.mode],  # type: ignore[arg-type]
+        iterations=plan.iterations,
+        learning_rate=plan.learning_rate,
+        schedule=plan.schedule,
+        alpha=plan.alpha,
+        init_weight=plan.init_weight,
+        eval_every=plan.eval_every,
+        min_workers=plan.min_workers,
+        expected_workers=plan.expected_workers,
+        round_timeout_s=plan.round_timeout_s,
+        weighting=_WEIGHTING_TO_PROTO[plan.weighting],  # type: ignore[arg-type]
+        frac_bits=plan.frac_bits,
+        value_bits=plan.value_bits,
+        headroom_bits=plan.headroom_bits,
+        batch_size=plan.batch_size,
+        local_epochs=plan.local_epochs,
+        tolerance=plan.tolerance,
+        n_features=plan.n_features,
+        feature_names=list(plan.feature_names),
+        seed=plan.seed,
+    )
+
+
+def plan_from_proto(msg: pb.TrainingPlan) -> TrainingPlan:
+    if msg.mode not in _MODE_FROM_PROTO:
+        raise ProtocolError(f"training plan has unknown mode {msg.mode}")
+    if msg.weighting not in _WEIGHTING_FROM_PROTO:
+        raise ProtocolError(f"training plan has unknown weighting {msg.weighting}")
+    return TrainingPlan(
+        mode=_MODE_FROM_PROTO[msg.mode],
+        iterations=msg.iterations,
+        learning_rate=msg.learning_rate,
+        schedule=msg.schedule,
+        alpha=msg.alpha,
+        init_weight=msg.init_weight,
+        eval_every=msg.eval_every,
+        min_workers=msg.min_workers,
+        expected_workers=msg.expected_workers,
+        round_timeout_s=msg.round_timeout_s,
+        weighting=_WEIGHTING_FROM_PROTO[msg.weighting],
+        frac_bits=msg.frac_bits,
+        value_bits=msg.value_bits,
+        headroom_bits=msg.headroom_bits,
+        batch_size=msg.batch_size,
+        local_epochs=msg.local_epochs,
+        tolerance=msg.tolerance,
+        n_features=msg.n_features,
+        feature_names=tuple(msg.feature_names),
+        seed=msg.seed,
+    )
+
+
+def server_info_to_proto(info: ServerInfo) -> pb.ServerInfo:
+    return pb.ServerInfo(
+        protocol_version=info.protocol_version,
+        run_id=info.run_id,
+        public_key=info.public_key,
+        plan=plan_to_proto(info.plan),
+        attestation_type=info.attestation_type,
+        quote=info.quote,
+        tls_certificate=info.tls_certificate,
+    )
+
+
+def server_info_from_proto(msg: pb.ServerInfo) -> ServerInfo:
+    return ServerInfo(
+        protocol_version=msg.protocol_version,
+        run_id=msg.run_id,
+        public_key=msg.public_key,
+        plan=plan_from_proto(msg.plan),
+        attestation_type=msg.attestation_type,
+        quote=msg.quote,
+        tls_certificate=msg.tls_certificate,
+    )
+
+
+def join_request_to_proto(req: JoinRequest) -> pb.JoinRequest:
+    return pb.JoinRequest(
+        worker_id=req.worker_id, run_id=req.run_id, n_features=req.n_features, n_samples=req.n_samples
+    )
+
+
+def join_request_from_proto(msg: pb.JoinRequest) -> JoinRequest:
+    return JoinRequest(
+        worker_id=check_worker_id(msg.worker_id),
+        run_id=msg.run_id,
+        n_features=msg.n_features,
+        n_samples=msg.n_samples,
+    )
+
+
+def check_worker_id(worker_id: str) -> str:
+    """Return ``worker_id`` if it is a short printable identifier, else raise ProtocolError."""
+    if not worker_id or len(worker_id) > MAX_ID_LENGTH or not worker_id.isprintable():
+        raise ProtocolError(
+            f"worker id {worker_id[:MAX_ID_LENGTH]!r} must be 1..{MAX_ID_LENGTH} printable characters"
+        )
+    return worker_id
+
+
+def model_to_chunks(model: GlobalModel, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.ModelChunk]:
+    h = model.header
+    yield pb.ModelChunk(
+        header=pb.ModelHeader(
+            round=h.round,
+            finished=h.finished,
+            reason=h.reason,
+            encrypted=h.encrypted,
+            length=h.length,
+            frac_bits=h.frac_bits,
+            payload_bytes=len(model.payload),
+        )
+    )
+    for data in _split(model.payload, chunk_bytes):
+        yield pb.ModelChunk(data=data)
+
+
+def model_from_chunks(chunks: Iterable[pb.ModelChunk]) -> GlobalModel:
+    header_msg, payload = _join_chunks(chunks, "model")
+    header = ModelHeader(
+        round=header_msg.round,
+        finished=header_msg.finished,
+        reason=header_msg.reason,
+        encrypted=header_msg.encrypted,
+        length=header_msg.length,
+        frac_bits=header_msg.frac_bits,
+    )
+    return GlobalModel(header=header, payload=payload)
+
+
+def update_to_chunks(update: Update, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.UpdateChunk]:
+    h = update.header
+    yield pb.UpdateChunk(
+        header=pb.UpdateHeader(
+            worker_id=h.worker_id,
+            run_id=h.run_id,
+            round=h.round,
+            length=h.length,
+            frac_bits=h.frac_bits,
+            value_bits=h.value_bits,
+            headroom_bits=h.headroom_bits,
+            n_ciphertexts=h.n_ciphertexts,
+            payload_bytes=len(update.payload),
+        )
+    )
+    for data in _split(update.payload, chunk_bytes):
+        yield pb.UpdateChunk(data=data)
+
+
+def update_from_chunks(chunks: Iterable[pb.UpdateChunk]) -> Update:
+    h, payload = _join_chunks(chunks, "update")
+    header = UpdateHeader(
+        worker_id=check_worker_id(h.worker_id),
+        run_id=h.run_id,
+        round=h.round,
+        length=h.length,
+        frac_bits=h.frac_bits,
+        value_bits=h.value_bits,
+        headroom_bits=h.headroom_bits,
+        n_ciphertexts=h.n_ciphertexts,
+    )
+    return Update(header=header, payload=payload)
+
+
+def _split(payload: bytes, chunk_bytes: int) -> Iterator[bytes]:
+    view = memoryview(payload)
+    for start in range(0, len(payload), chunk_bytes):
+        yield bytes(view[start : start + chunk_bytes])
+
+
+_H = TypeVar("_H", pb.ModelHeader, pb.UpdateHeader)
+
+
+def _join_chunks(chunks: Iterable[pb.ModelChunk] | Iterable[pb.UpdateChunk], what: str) -> tuple[_H, bytes]:
+    iterator = iter(chunks)
+    first = next(iterator, None)
+    if first is None or first.WhichOneof("part") != "header":
+        raise ProtocolError(f"{what} stream must start with a header")
+    header = first.header
+    expected = header.payload_bytes
+    if expected > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"{what} payload of {expected} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
+    buffer = bytearray()
+    for index, chunk in enumerate(iterator, start=1):
+        if chunk.WhichOneof("part") != "data":
+            raise ProtocolError(f"{what} stream message {index} is a second header; expected data")
+        buffer += chunk.data
+        if len(buffer) > expected:
+            raise ProtocolError(f"{what} payload exceeds the announced {expected} bytes")
+    if len(buffer) != expected:
+        raise ProtocolError(f"{what} payload has {len(buffer)} bytes; header announced {expected}")
+    return header, bytes(buffer)  # type: ignore[return-value]
+
+
+__all__ = [
+    "CHUNK_BYTES",
+    "MAX_PAYLOAD_BYTES",
+    "check_worker_id",
+    "join_request_from_proto",
+    "join_request_to_proto",
+    "model_from_chunks",
+    "model_to_chunks",
+    "plan_from_proto",
+    "plan_to_proto",
+    "server_info_from_proto",
+    "server_info_to_proto",
+    "update_from_chunks",
+    "update_to_chunks",
+]
