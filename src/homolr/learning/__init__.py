@@ -1,1 +1,77 @@
-"""homolr.learning."""
+"""homolr.learning: data sets, local training steps, metrics and the model file.
+
+Data flow: CSV -> :func:`load_csv` -> :class:`Dataset` -> :func:`add_bias` -> a local step
+(:func:`linear_update` for the encrypted Taylor step, :func:`sgd_epochs` for secure aggregation)
+-> averaged global weights -> :func:`evaluate` / :class:`LogisticModel`.
+
+:func:`train_taylor` and :func:`train_fedavg` simulate both modes in plaintext (oracles for the
+encrypted runs); :func:`replay_reference` reproduces the reference solution's log.
+"""
+
+from homolr.learning.data import (
+    Dataset,
+    add_bias,
+    demo_split,
+    load_csv,
+    write_csv,
+)
+from homolr.learning.metrics import (
+    Metrics,
+    evaluate,
+    format_eval_line,
+    log_loss,
+    roc_auc,
+    sigmoid,
+)
+from homolr.learning.model import MODEL_FORMAT, MODEL_VERSION, LogisticModel
+from homolr.learning.reference import replay_reference
+from homolr.learning.steps import (
+    SCHEDULES,
+    SufficientStats,
+    learning_rate,
+    linear_update,
+    logistic_gradient,
+    quantize,
+    sgd_epochs,
+    sufficient_stats,
+    taylor_gradient,
+)
+from homolr.learning.training import (
+    TrainResult,
+    average_weights,
+    taylor_local,
+    train_fedavg,
+    train_taylor,
+)
+
+__all__ = [
+    "MODEL_FORMAT",
+    "MODEL_VERSION",
+    "SCHEDULES",
+    "Dataset",
+    "LogisticModel",
+    "Metrics",
+    "SufficientStats",
+    "TrainResult",
+    "add_bias",
+    "average_weights",
+    "demo_split",
+    "evaluate",
+    "format_eval_line",
+    "learning_rate",
+    "linear_update",
+    "load_csv",
+    "log_loss",
+    "logistic_gradient",
+    "quantize",
+    "replay_reference",
+    "roc_auc",
+    "sgd_epochs",
+    "sigmoid",
+    "sufficient_stats",
+    "taylor_gradient",
+    "taylor_local",
+    "train_fedavg",
+    "train_taylor",
+    "write_csv",
+]
