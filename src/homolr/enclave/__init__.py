@@ -1,1 +1,119 @@
-"""homolr.enclave."""
+"""homolr.enclave: attestation, sealed state and TLS identities of the parameter server.
+
+The PS (inside an SGX enclave under Gramine) binds its Paillier public key and TLS key into
+the report data of an SGX quote (:mod:`~homolr.enclave.binding`,
+:mod:`~homolr.enclave.provider`); workers parse the quote (:mod:`~homolr.enclave.quote`),
+check it against a policy (:mod:`~homolr.enclave.policy`) and verify its signature chain
+(:mod:`~homolr.enclave.verifier`) before encrypting anything. :mod:`~homolr.enclave.tls`
+holds the attested server identity, certificate pinning and the development PKI for
+worker client certificates; :mod:`~homolr.enclave.sealing` the PS's atomic checkpoints.
+"""
+
+from homolr.enclave.binding import REPORT_DATA_DOMAIN, report_data_for
+from homolr.enclave.policy import AttestationPolicy, check_quote, parse_measurement, parse_u16
+from homolr.enclave.provider import (
+    GRAMINE_ATTESTATION_DIR,
+    GramineQuoteProvider,
+    QuoteProvider,
+    SimulatedQuoteProvider,
+)
+from homolr.enclave.quote import (
+    SGX_FLAGS_DEBUG,
+    SYNTHETIC_CERT_DATA,
+    Attributes,
+    EcdsaSignatureData,
+    Quote,
+    ReportBody,
+    build_quote,
+    parse_quote,
+)
+from homolr.enclave.tls import (
+    CHANNEL_OPTIONS,
+    SERVER_NAME,
+    DevCA,
+    DevPki,
+    ServerIdentity,
+    WorkerCredentials,
+    authorize_worker,
+    certificate_public_key_der,
+    check_pinned_certificate,
+    create_dev_ca,
+    fetch_server_certificate,
+    generate_server_identity,
+    issue_worker_certificate,
+    load_dev_ca,
+    pinned_channel_credentials,
+    server_credentials,
+    validate_worker_id,
+    worker_id_from_auth_context,
+    write_dev_pki,
+)
+from homolr.enclave.verifier import (
+    AttestationOutcome,
+    DcapVerifier,
+    QuoteVerifier,
+    SimulatedQuoteVerifier,
+    VerificationResult,
+    classify_dcap_result,
+    verify_attestation,
+)
+
+#: Printed by every party when ``--attestation none`` is chosen.
+NO_ATTESTATION_WARNING = (
+    "WARNING: --attestation none: the parameter server is NOT verified to run in an SGX "
+    "enclave; whoever runs it can read the model and decrypt every aggregate. Development only."
+)
+#: Printed when ``--insecure`` disables TLS.
+INSECURE_TRANSPORT_WARNING = (
+    "WARNING: --insecure: gRPC traffic is neither encrypted nor authenticated. "
+    "Development only."
+)
+
+__all__ = [
+    "CHANNEL_OPTIONS",
+    "GRAMINE_ATTESTATION_DIR",
+    "INSECURE_TRANSPORT_WARNING",
+    "NO_ATTESTATION_WARNING",
+    "REPORT_DATA_DOMAIN",
+    "SERVER_NAME",
+    "SGX_FLAGS_DEBUG",
+    "SYNTHETIC_CERT_DATA",
+    "AttestationOutcome",
+    "AttestationPolicy",
+    "Attributes",
+    "DcapVerifier",
+    "DevCA",
+    "DevPki",
+    "EcdsaSignatureData",
+    "GramineQuoteProvider",
+    "Quote",
+    "QuoteProvider",
+    "QuoteVerifier",
+    "ReportBody",
+    "ServerIdentity",
+    "SimulatedQuoteProvider",
+    "SimulatedQuoteVerifier",
+    "VerificationResult",
+    "WorkerCredentials",
+    "authorize_worker",
+    "build_quote",
+    "certificate_public_key_der",
+    "check_pinned_certificate",
+    "check_quote",
+    "classify_dcap_result",
+    "create_dev_ca",
+    "fetch_server_certificate",
+    "generate_server_identity",
+    "issue_worker_certificate",
+    "load_dev_ca",
+    "parse_measurement",
+    "parse_quote",
+    "parse_u16",
+    "pinned_channel_credentials",
+    "report_data_for",
+    "server_credentials",
+    "validate_worker_id",
+    "verify_attestation",
+    "worker_id_from_auth_context",
+    "write_dev_pki",
+]
