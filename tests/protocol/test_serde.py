@@ -6,7 +6,8 @@ import pytest
 
 from homolr.errors import ConfigError, ProtocolError
 from homolr.protocol import serde
-from homolr.protocol.homolr_pb2 import ModelChunk, ModelHeader as PbModelHeader, UpdateChunk
+from homolr.protocol.homolr_pb2 import ModelChunk, UpdateChunk
+from homolr.protocol.homolr_pb2 import ModelHeader as PbModelHeader
 from homolr.protocol.messages import (
     GlobalModel,
     JoinRequest,
@@ -25,8 +26,17 @@ def _plan(**changes: object) -> TrainingPlan:
 
 
 def test_plan_round_trip_keeps_every_field() -> None:
-    plan = _plan(mode="aggregate", weighting="samples", learning_rate=0.3, tolerance=1e-5, seed=7,
-                 batch_size=16, local_epochs=3, iterations=12, init_weight=1.0)
+    plan = _plan(
+        mode="aggregate",
+        weighting="samples",
+        learning_rate=0.3,
+        tolerance=1e-5,
+        seed=7,
+        batch_size=16,
+        local_epochs=3,
+        iterations=12,
+        init_weight=1.0,
+    )
     assert serde.plan_from_proto(serde.plan_to_proto(plan)) == plan
 
 
@@ -42,9 +52,14 @@ def test_unknown_mode_on_the_wire_is_a_protocol_error() -> None:
         serde.plan_from_proto(msg)
 
 
-@pytest.mark.parametrize("size", [0, 1, serde.CHUNK_BYTES - 1, serde.CHUNK_BYTES, 3 * serde.CHUNK_BYTES + 5])
+@pytest.mark.parametrize(
+    "size", [0, 1, serde.CHUNK_BYTES - 1, serde.CHUNK_BYTES, 3 * serde.CHUNK_BYTES + 5]
+)
 def test_model_chunks_round_trip(size: int) -> None:
-    model = GlobalModel(ModelHeader(round=4, encrypted=True, length=7, frac_bits=24), bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    model = GlobalModel(
+        ModelHeader(round=4, encrypted=True, length=7, frac_bits=24),
+        bytes(range(256)) * (size // 256) + b"x" * (size % 256),
+    )
     chunks = list(serde.model_to_chunks(model))
     assert all(len(c.data) <= serde.CHUNK_BYTES for c in chunks[1:])
     assert serde.model_from_chunks(chunks) == model
@@ -89,8 +104,15 @@ def test_bad_worker_ids_are_refused(bad: str) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("min_workers", 1), ("iterations", 0), ("mode", "plain"), ("learning_rate", float("nan")),
-     ("expected_workers", 1), ("schedule", "cosine"), ("frac_bits", 4)],
+    [
+        ("min_workers", 1),
+        ("iterations", 0),
+        ("mode", "plain"),
+        ("learning_rate", float("nan")),
+        ("expected_workers", 1),
+        ("schedule", "cosine"),
+        ("frac_bits", 4),
+    ],
 )
 def test_plan_validation_names_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"'{field}'"):

@@ -21,7 +21,7 @@ def _model(r: int) -> GlobalModel:
 
 
 def test_join_refuses_a_feature_count_mismatch_naming_both_numbers() -> None:
-    with pytest.raises(ConfigError, match="has 5 features .* has 3"):
+    with pytest.raises(ConfigError, match=r"has 5 features .* has 3"):
         _coordinator().join("a", 5, 10)
 
 
@@ -59,13 +59,19 @@ def test_deadline_closes_the_round_and_marks_the_silent_worker_inactive() -> Non
     c.publish(_model(1))
     c.submit("a", 1, "ua1")
     started = time.monotonic()
-    assert c.collect(timeout=10).submissions == {"a": "ua1"}  # does not wait for the inactive worker
+    assert c.collect(timeout=10).submissions == {
+        "a": "ua1"
+    }  # does not wait for the inactive worker
     assert time.monotonic() - started < 5
 
 
 @pytest.mark.parametrize(
     ("worker", "round_", "message"),
-    [("zz", 0, "unknown worker 'zz'"), ("a", 1, r"round 1 \(early\)"), ("a", 0, "already submitted")],
+    [
+        ("zz", 0, "unknown worker 'zz'"),
+        ("a", 1, r"round 1 \(early\)"),
+        ("a", 0, "already submitted"),
+    ],
 )
 def test_refused_submissions_change_nothing(worker: str, round_: int, message: str) -> None:
     c = _coordinator()

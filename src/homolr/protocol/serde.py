@@ -117,7 +117,10 @@ def server_info_from_proto(msg: pb.ServerInfo) -> ServerInfo:
 
 def join_request_to_proto(req: JoinRequest) -> pb.JoinRequest:
     return pb.JoinRequest(
-        worker_id=req.worker_id, run_id=req.run_id, n_features=req.n_features, n_samples=req.n_samples
+        worker_id=req.worker_id,
+        run_id=req.run_id,
+        n_features=req.n_features,
+        n_samples=req.n_samples,
     )
 
 
@@ -157,7 +160,8 @@ def model_to_chunks(model: GlobalModel, chunk_bytes: int = CHUNK_BYTES) -> Itera
 
 
 def model_from_chunks(chunks: Iterable[pb.ModelChunk]) -> GlobalModel:
-    header_msg, payload = _join_chunks(chunks, "model")
+    first, payload = _join_chunks(chunks, "model")
+    header_msg = first.header
     header = ModelHeader(
         round=header_msg.round,
         finished=header_msg.finished,
@@ -189,7 +193,8 @@ def update_to_chunks(update: Update, chunk_bytes: int = CHUNK_BYTES) -> Iterator
 
 
 def update_from_chunks(chunks: Iterable[pb.UpdateChunk]) -> Update:
-    h, payload = _join_chunks(chunks, "update")
+    first, payload = _join_chunks(chunks, "update")
+    h = first.header
     header = UpdateHeader(
         worker_id=check_worker_id(h.worker_id),
         run_id=h.run_id,
@@ -209,18 +214,20 @@ def _split(payload: bytes, chunk_bytes: int) -> Iterator[bytes]:
         yield bytes(view[start : start + chunk_bytes])
 
 
-_H = TypeVar("_H", pb.ModelHeader, pb.UpdateHeader)
+_Chunk = TypeVar("_Chunk", pb.ModelChunk, pb.UpdateChunk)
 
 
-def _join_chunks(chunks: Iterable[pb.ModelChunk] | Iterable[pb.UpdateChunk], what: str) -> tuple[_H, bytes]:
+def _join_chunks(chunks: Iterable[_Chunk], what: str) -> tuple[_Chunk, bytes]:
+    """Return the stream's first (header) message and its reassembled payload."""
     iterator = iter(chunks)
     first = next(iterator, None)
     if first is None or first.WhichOneof("part") != "header":
         raise ProtocolError(f"{what} stream must start with a header")
-    header = first.header
-    expected = header.payload_bytes
+    expected = first.header.payload_bytes
     if expected > MAX_PAYLOAD_BYTES:
-        raise ProtocolError(f"{what} payload of {expected} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
+        raise ProtocolError(
+            f"{what} payload of {expected} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}"
+        )
     buffer = bytearray()
     for index, chunk in enumerate(iterator, start=1):
         if chunk.WhichOneof("part") != "data":
@@ -230,7 +237,7 @@ def _join_chunks(chunks: Iterable[pb.ModelChunk] | Iterable[pb.UpdateChunk], wha
             raise ProtocolError(f"{what} payload exceeds the announced {expected} bytes")
     if len(buffer) != expected:
         raise ProtocolError(f"{what} payload has {len(buffer)} bytes; header announced {expected}")
-    return header, bytes(buffer)  # type: ignore[return-value]
+    return first, bytes(buffer)
 
 
 __all__ = [

@@ -5,6 +5,8 @@ Together with :mod:`homolr.protocol.serde` this is the only place the generated 
 
 from __future__ import annotations
 
+import grpc
+
 from homolr.protocol import homolr_pb2 as pb
 from homolr.protocol.homolr_pb2_grpc import (
     ParameterServerServicer,
@@ -14,10 +16,23 @@ from homolr.protocol.homolr_pb2_grpc import (
 
 SERVICE_NAME = "homolr.v1.ParameterServer"
 
+
+def make_stub(channel: grpc.Channel) -> ParameterServerStub:
+    """A typed client stub on ``channel``."""
+    return ParameterServerStub(channel)  # type: ignore[no-untyped-call]
+
+
+def add_servicer(servicer: ParameterServerServicer, server: grpc.Server) -> None:
+    """Register ``servicer`` with ``server``."""
+    add_ParameterServerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+
+
 __all__ = [
     "SERVICE_NAME",
     "ParameterServerServicer",
     "ParameterServerStub",
     "add_ParameterServerServicer_to_server",
+    "add_servicer",
+    "make_stub",
     "pb",
 ]

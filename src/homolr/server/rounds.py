@@ -112,7 +112,9 @@ class RoundCoordinator(Generic[C]):
         with self._cond:
             record = self._require_worker(worker_id)
             if self._finish is not None:
-                raise RoundError(f"training has finished ({self._finish.reason}); submission refused")
+                raise RoundError(
+                    f"training has finished ({self._finish.reason}); submission refused"
+                )
             if self._open_round is None or round != self._open_round:
                 raise RoundError(self._wrong_round_message(worker_id, round))
             if worker_id in self._submissions:
@@ -174,7 +176,9 @@ class RoundCoordinator(Generic[C]):
         with self._cond:
             while True:
                 pending = tuple(
-                    sorted(r.worker_id for r in self._workers.values() if r.active and not r.saw_finish)
+                    sorted(
+                        r.worker_id for r in self._workers.values() if r.active and not r.saw_finish
+                    )
                 )
                 remaining = deadline - self._clock()
                 if not pending or remaining <= 0:
@@ -213,9 +217,7 @@ class RoundCoordinator(Generic[C]):
         if self._open_round is None:
             return f"worker '{worker_id}' submitted for round {round} but no round is open"
         when = "late" if round < self._open_round else "early"
-        return (
-            f"worker '{worker_id}' submitted for round {round} ({when}); round {self._open_round} is open"
-        )
+        return f"worker '{worker_id}' submitted for round {round} ({when}); round {self._open_round} is open"
 
 
 __all__ = ["RoundCoordinator", "RoundResult", "WorkerRecord"]

@@ -1,0 +1,110 @@
+"""Start real homolr processes (PS, workers) on loopback and watch them.
+
+Every process is a separate OS process started with this interpreter (``python -m homolr``); the
+harness never imports the server into the test process. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEV = ("--attestation", "none", "--insecure")
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[str]
+    log: Path
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(5)
+            raise AssertionError(
+                f"{self.name} did not exit within {timeout} s; log:\n{self.output()}"
+            ) from None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stdout(self) -> str:
+        path = self.log.with_suffix(".out")
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, sig)
+
+
+@dataclass
+class Cluster:
+    tmp: Path
+    procs: list[Proc] = field(default_factory=list)
+    port: int = 0
+
+    def start(self, name: str, *args: str) -> Proc:
+        log = self.tmp / f"{name}.log"
+        out = log.with_suffix(".out")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "homolr", *args],
+            stdout=out.open("w"),
+            stderr=log.open("w"),
+            text=True,
+            env=env,
+        )
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def start_ps(self, *args: str, timeout: float = 60.0, dev: bool = True) -> Proc:
+        port_file = self.tmp / "ps.port"
+        port_file.unlink(missing_ok=True)
+        extra = DEV if dev else ()
+        ps = self.start("ps", "ps", "--port", "0", "--port-file", str(port_file), *extra, *args)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if port_file.is_file() and port_file.read_text().strip():
+                self.port = int(port_file.read_text())
+                return ps
+            if ps.popen.poll() is not None:
+                raise AssertionError(f"PS exited with {ps.popen.returncode}:\n{ps.output()}")
+            time.sleep(0.05)
+        raise AssertionError(f"PS did not listen within {timeout} s:\n{ps.output()}")
+
+    def start_worker(self, worker_id: str, train_set: Path, *args: str, dev: bool = True) -> Proc:
+        extra = DEV if dev else ()
+        return self.start(
+            f"worker-{worker_id}",
+            "worker",
+            "--train-set",
+            str(train_set),
+            "--id",
+            worker_id,
+            "--server",
+            f"127.0.0.1:{self.port}",
+            *extra,
+            *args,
+        )
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.popen.poll() is None:
+                proc.popen.kill()
+                proc.popen.wait(5)
+
+
+def eval_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("iter:")]
+
+
+__all__ = ["DEV", "Cluster", "Proc", "eval_lines"]

@@ -1,0 +1,136 @@
+"""End-to-end training with real processes: one PS and workers talking gRPC on loopback.
+
+Keys are real 2048-bit Paillier keys (the CLI refuses smaller ones).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from homolr.learning import LogisticModel, format_eval_line, load_csv, replay_reference
+from tests.integration.harness import Cluster, eval_lines
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PUBLISHED = [
+    "iter: 220  acc: 0.904  loss: 0.305",
+    "iter: 250  acc: 0.912  loss: 0.302",
+    "iter: 280  acc: 0.921  loss: 0.300",
+    "iter: 310  acc: 0.921  loss: 0.298",
+    "iter: 340  acc: 0.930  loss: 0.297",
+]
+REFERENCE_FLAGS = (
+    "--learning-rate",
+    "0.15",
+    "--alpha",
+    "0.01",
+    "--init-weight",
+    "1",
+    "--equal-weights",
+)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    yield c
+    c.stop_all()
+
+
+def _files(shared: Path) -> tuple[Path, Path, Path]:
+    return (
+        shared / "breast_homo_guest.csv",
+        shared / "breast_homo_host.csv",
+        shared / "breast_homo_test.csv",
+    )
+
+
+def test_reference_parity_prints_the_published_log(
+    cluster: Cluster, shared_data: Path, tmp_path: Path
+) -> None:
+    guest, host, test = _files(shared_data)
+    out = tmp_path / "out"
+    ps = cluster.start_ps(
+        "--worker-num",
+        "2",
+        "--validate-set",
+        str(test),
+        "--iters",
+        "341",
+        *REFERENCE_FLAGS,
+        "--out",
+        str(out),
+    )
+    workers = [cluster.start_worker("guest", guest), cluster.start_worker("host", host)]
+    assert ps.wait(600) == 0, ps.output()
+    for w in workers:
+        assert w.wait(60) == 0, w.output()
+    lines = eval_lines(ps.stdout())
+    for published in PUBLISHED:
+        assert published in lines, f"missing {published!r}; PS printed:\n" + "\n".join(lines[-6:])
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == list(range(0, 341, 10))
+    assert all(r["bytes"] > 0 and r["seconds"] > 0 and 0 < r["auc"] <= 1 for r in records)
+
+
+def test_short_encrypted_run_matches_the_plaintext_replay_line_for_line(
+    cluster: Cluster, shared_data: Path, tmp_path: Path
+) -> None:
+    guest, host, test = _files(shared_data)
+    out = tmp_path / "out"
+    ps = cluster.start_ps(
+        "--workers",
+        "2",
+        "--validate-set",
+        str(test),
+        "--iters",
+        "25",
+        "--eval-every",
+        "5",
+        *REFERENCE_FLAGS,
+        "--tolerance",
+        "0",
+        "--out",
+        str(out),
+    )
+    workers = [cluster.start_worker("guest", guest), cluster.start_worker("host", host)]
+    assert ps.wait(300) == 0, ps.output()
+    assert all(w.wait(60) == 0 for w in workers)
+    replay = replay_reference(
+        [load_csv(guest), load_csv(host)], load_csv(test), iters=25, eval_every=1
+    )
+    # every 5th iteration, plus the last one (24), which the PS always evaluates
+    expected = [format_eval_line(i, m) for i, m in replay if i % 5 == 0 or i == 24]
+    assert eval_lines(ps.stdout()) == expected
+    model = LogisticModel.load(out / "model.json")
+    assert model.metadata["mode"] == "encrypted" and model.metadata["key_bits"] == 2048
+    predict = cluster.start(
+        "predict", "predict", "--model", str(out / "model.json"), "--data", str(test)
+    )
+    assert predict.wait(60) == 0, predict.output()
+    assert "114 rows scored" in predict.stdout()
+
+
+def test_aggregate_mode_is_within_one_point_of_centralised_sklearn(
+    cluster: Cluster, shared_data: Path, tmp_path: Path
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    guest, host, test = _files(shared_data)
+    out = tmp_path / "out"
+    ps = cluster.start_ps(
+        "--workers", "2", "--validate-set", str(test), "--mode", "aggregate", "--out", str(out)
+    )
+    workers = [cluster.start_worker("guest", guest), cluster.start_worker("host", host)]
+    assert ps.wait(300) == 0, ps.output()
+    assert all(w.wait(60) == 0 for w in workers)
+    g, h, t = load_csv(guest), load_csv(host), load_csv(test)
+    sk = LogisticRegression(max_iter=5000).fit(np.vstack([g.X, h.X]), np.concatenate([g.y, h.y]))
+    ours = LogisticModel.load(out / "model.json")
+    ours_acc = float(np.mean(ours.predict(t.X) == t.y))
+    assert ours_acc >= sk.score(t.X, t.y) - 0.01, (ours_acc, sk.score(t.X, t.y))
