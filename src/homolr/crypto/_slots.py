@@ -12,6 +12,13 @@ slots. After decryption, a slot holding ``S`` for ``C`` contributions decodes to
 ``S - C * offset``; any ``S > C * (2**value_bits - 1)`` cannot come from ``C`` in-range values
 and is reported as an overflow of that slot, as is a plaintext wider than its slots (a carry
 out of the top slot or a negative slot).
+
+What is guaranteed: values packed from plaintext (:func:`pack_ints`) are range-checked and
+sums are limited to ``max_contributions``, so they can never carry. Values packed
+homomorphically are unknown to the packer; a slot sum up to ``2**headroom_bits`` times
+beyond its range is still detected (any size in the top slot), but one that is off by a
+multiple of ``2**slot_bits`` or more can alias into the next slot: no check on the packed
+integer alone can tell that from legitimate neighbouring values.
 """
 
 from __future__ import annotations

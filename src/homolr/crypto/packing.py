@@ -199,8 +199,10 @@ def pack(
     ----------
     ev : EncryptedVector, length n_values
         Its plaintexts must be signed values in ``[spec.value_min, spec.value_max]`` at scale
-        ``ev.frac_bits``; one outside makes :meth:`PrivateKey.decrypt_packed` raise
-        :class:`~homolr.errors.EncodingOverflowError` (it cannot be checked here).
+        ``ev.frac_bits``. One outside (by up to ``2**spec.headroom_bits`` times the range,
+        or by any amount in the last slot) makes :meth:`PrivateKey.decrypt_packed` raise
+        :class:`~homolr.errors.EncodingOverflowError`; it cannot be checked here, and far
+        larger values can alias into the next slot (see :mod:`homolr.crypto._slots`).
     spec : PackingSpec, optional
         Defaults to ``PackingSpec()`` (64-bit values, 10 headroom bits).
     rerandomize : bool
