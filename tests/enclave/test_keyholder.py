@@ -79,7 +79,7 @@ def test_min_workers_below_two_cannot_be_configured(keys: KeyPair, k: int) -> No
 
 
 def test_model_is_reencrypted_with_fresh_randomness(keys: KeyPair) -> None:
-    pk, sk = keys
+    _, sk = keys
     holder = KeyHolder(sk, min_workers=2)
     w = np.array([0.5, -1.25, 3.0])
     first, second = holder.encrypt_model(w, 24), holder.encrypt_model(w, 24)
