@@ -27,6 +27,11 @@ from homolr.enclave.quote import (
     build_quote,
     parse_quote,
 )
+from homolr.enclave.sealing import (
+    SealedStore,
+    private_key_from_document,
+    private_key_to_document,
+)
 from homolr.enclave.tls import (
     CHANNEL_OPTIONS,
     SERVER_NAME,
@@ -90,6 +95,7 @@ __all__ = [
     "QuoteProvider",
     "QuoteVerifier",
     "ReportBody",
+    "SealedStore",
     "ServerIdentity",
     "SimulatedQuoteProvider",
     "SimulatedQuoteVerifier",
@@ -110,6 +116,8 @@ __all__ = [
     "parse_quote",
     "parse_u16",
     "pinned_channel_credentials",
+    "private_key_from_document",
+    "private_key_to_document",
     "report_data_for",
     "server_credentials",
     "validate_worker_id",
