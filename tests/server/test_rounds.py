@@ -132,3 +132,4 @@ def test_collect_returns_early_when_stopped() -> None:
     started = time.monotonic()
     c.collect(timeout=30, stop=stop)
     assert time.monotonic() - started < 5
+    assert c.active_workers() == ("a",)  # stopping is no fault of the worker: it still gets the end notice

@@ -156,8 +156,9 @@ class RoundCoordinator(Generic[C]):
                     break
                 self._cond.wait(min(remaining, 0.5) if stop is not None else remaining)
             missing = tuple(sorted(w for w in self._workers if w not in self._submissions))
-            for worker_id in missing:
-                self._workers[worker_id].active = False
+            if not (stop is not None and stop.is_set()):  # a stop is no fault of the workers
+                for worker_id in missing:
+                    self._workers[worker_id].active = False
             result = RoundResult(self._open_round, dict(self._submissions), missing)
             self._open_round = None
             self._submissions = {}
