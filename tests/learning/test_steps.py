@@ -16,6 +16,7 @@ from homolr.learning import (
     learning_rate,
     linear_update,
     logistic_gradient,
+    max_stable_lr,
     quantize,
     sgd_epochs,
     sufficient_stats,
@@ -182,3 +183,19 @@ def test_sgd_is_stable_for_huge_logits() -> None:
         rng=np.random.default_rng(0),
     )
     assert np.all(np.isfinite(w))
+
+
+def test_max_stable_lr_separates_convergence_from_divergence() -> None:
+    Xb, y = random_problem(7, m=80, n=6)
+    stats = sufficient_stats(Xb, y)
+    bound = max_stable_lr(stats, 0.01)
+
+    def final_norm(lr: float) -> float:
+        M, b = linear_update(stats, lr, 0.01)
+        w = np.zeros(Xb.shape[1])
+        for _ in range(3000):
+            w = M @ w + b
+        return float(np.abs(w).max())
+
+    assert np.isfinite(final_norm(0.95 * bound)) and final_norm(0.95 * bound) < 1e3
+    assert not final_norm(1.05 * bound) < 1e6

@@ -117,6 +117,24 @@ def linear_update(stats: SufficientStats, lr: float, alpha: float) -> tuple[Floa
     return np.eye(stats.dim) - lr * hessian_like, -lr * stats.xt_half_minus_y / m
 
 
+def max_stable_lr(stats: SufficientStats, alpha: float) -> float:
+    """Largest constant learning rate for which the Taylor step is a contraction: ``2 / L``.
+
+    ``L`` is the largest eigenvalue of ``0.25 XtX / m + alpha I``; with ``lr >= 2 / L`` the
+    iteration ``w <- M w + b`` diverges. A worker can check a plan's learning rate against its
+    own bound before training (for standardised features ``L <= 0.25 (d + 1) + alpha``; the
+    reference data give about 0.58).
+
+    Parameters
+    ----------
+    stats : SufficientStats
+    alpha : float
+        L2 coefficient.
+    """
+    top = float(np.linalg.eigvalsh(0.25 * stats.xtx / stats.n_samples)[-1])
+    return 2.0 / (top + alpha)
+
+
 def quantize(x: npt.ArrayLike, frac_bits: int) -> FloatArray:
     """Round to the nearest multiple of ``2**-frac_bits`` (what fixed-point encoding keeps).
 
