@@ -31,12 +31,15 @@ from homolr.learning.steps import (
     learning_rate,
     linear_update,
     logistic_gradient,
+    max_stable_lr,
     quantize,
     sgd_epochs,
     sufficient_stats,
     taylor_gradient,
 )
 from homolr.learning.training import (
+    AGGREGATE_DEFAULTS,
+    ENCRYPTED_DEFAULTS,
     TrainResult,
     average_weights,
     taylor_local,
@@ -45,6 +48,8 @@ from homolr.learning.training import (
 )
 
 __all__ = [
+    "AGGREGATE_DEFAULTS",
+    "ENCRYPTED_DEFAULTS",
     "MODEL_FORMAT",
     "MODEL_VERSION",
     "SCHEDULES",
@@ -63,6 +68,7 @@ __all__ = [
     "load_csv",
     "log_loss",
     "logistic_gradient",
+    "max_stable_lr",
     "quantize",
     "replay_reference",
     "roc_auc",
