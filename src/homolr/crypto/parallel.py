@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -72,6 +73,8 @@ OP_OK = 0x80
 OP_ERROR = 0x81
 
 _SHUTDOWN_GRACE_S = 2.0
+_CHUNKS_PER_WORKER = 8  # small enough chunks for load balancing between busy cores
+_MIN_CHUNK = 16  # ... but each chunk is still >= ~10 ms of work at 2048 bits
 _configured_workers: int | None = None
 _lock = threading.Lock()
 _workers: list[_Worker] = []
@@ -220,6 +223,34 @@ def _chunks(count: int, parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
+class _Job:
+    """One batch split into chunks that idle workers pull until none are left."""
+
+    def __init__(self, load: tuple[int, bytes, bytes], opcode: int, key_id: bytes,
+                 items: Sequence[int], in_width: int, out_width: int, workers: int) -> None:
+        self.load, self.opcode, self.key_id = load, opcode, key_id
+        self.items, self.in_width, self.out_width = items, in_width, out_width
+        parts = max(1, min(workers * _CHUNKS_PER_WORKER, len(items) // _MIN_CHUNK))
+        self.pending = deque(enumerate(_chunks(len(items), parts)))
+        self.results: list[list[mpz]] = [[] for _ in self.pending]
+        self.errors: list[BaseException] = []
+
+    def drive(self, worker: _Worker) -> None:
+        """Feed ``worker`` chunks until the queue is empty (runs in its own thread)."""
+        try:
+            worker.ensure_loaded(*self.load)
+            while not self.errors:
+                try:
+                    index, (start, stop) = self.pending.popleft()
+                except IndexError:
+                    return
+                chunk = ints_to_bytes(self.items[start:stop], self.in_width)
+                worker.send(self.opcode, self.key_id + chunk)
+                self.results[index] = ints_from_bytes(worker.receive(), self.out_width)
+        except BaseException as exc:
+            self.errors.append(exc)
+
+
 def _run(
     load: tuple[int, bytes, bytes],
     opcode: int,
@@ -228,21 +259,26 @@ def _run(
     in_width: int,
     out_width: int,
 ) -> list[mpz]:
-    """Split ``items`` over the workers, run ``opcode`` on each part, concatenate results."""
+    """Run ``opcode`` over ``items`` on the pool; results come back in input order.
+
+    One thread per worker pulls chunks from a shared queue, so a worker slowed down by other
+    load on its core simply takes fewer chunks.
+    """
     with _lock:
+        workers = _start_workers()
+        job = _Job(load, opcode, key_id, items, in_width, out_width, len(workers))
+        threads = [threading.Thread(target=job.drive, args=(w,), daemon=True) for w in workers]
         try:
-            workers = _start_workers()
-            bounds = _chunks(len(items), len(workers))
-            active = workers[: len(bounds)]
-            for worker, (start, stop) in zip(active, bounds, strict=True):
-                worker.ensure_loaded(*load)
-                worker.send(opcode, key_id + ints_to_bytes(items[start:stop], in_width))
-            results: list[mpz] = []
-            for worker in active:
-                results.extend(ints_from_bytes(worker.receive(), out_width))
-        except BaseException:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        except BaseException as exc:  # e.g. KeyboardInterrupt while waiting
+            job.errors.append(exc)
+        if job.errors:
             _stop_workers()  # a half-finished exchange leaves the pipes out of step
-            raise
+            raise job.errors[0]
+    results = [value for chunk in job.results for value in chunk]
     if len(results) != len(items):
         raise CryptoError(f"pool returned {len(results)} results for {len(items)} inputs")
     return results
