@@ -11,6 +11,7 @@ from homolr.learning import (
     Dataset,
     add_bias,
     average_weights,
+    sgd_epochs,
     sufficient_stats,
     taylor_gradient,
     taylor_local,
@@ -101,3 +102,33 @@ def test_worker_sets_are_checked() -> None:
     odd = synthetic(4, 10, n=3)
     with pytest.raises(ConfigError, match="number of features"):
         train_fedavg([WORKERS[0], odd], rounds=1, lr=0.1, batch_size=0, local_epochs=1)
+
+
+def test_fedavg_rng_factory_replays_per_round_generators() -> None:
+    kwargs = {"rounds": 3, "lr": 0.1, "batch_size": 16, "local_epochs": 1, "alpha": 0.0}
+    calls: list[tuple[int, int]] = []
+
+    def factory(t: int, k: int) -> np.random.Generator:
+        calls.append((t, k))
+        return np.random.default_rng([7, t, k])
+
+    a = train_fedavg(WORKERS, rng_factory=factory, **kwargs)  # type: ignore[arg-type]
+    assert calls == [(t, k) for t in range(3) for k in range(2)]
+    # Manual replay with the same per-round generators.
+    w = np.zeros(5)
+    for t in range(3):
+        local = [
+            sgd_epochs(
+                w,
+                add_bias(d.X),
+                d.y,
+                lr=0.1,
+                alpha=0.0,
+                batch_size=16,
+                epochs=1,
+                rng=np.random.default_rng([7, t, k]),
+            )
+            for k, d in enumerate(WORKERS)
+        ]
+        w = (150 * local[0] + 90 * local[1]) / 240
+    np.testing.assert_allclose(a.w, w, rtol=1e-13)

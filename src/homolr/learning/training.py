@@ -16,7 +16,7 @@ evaluated and reported as iteration ``t``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -250,6 +250,7 @@ def train_fedavg(
     weighting: str = "samples",
     validation: Dataset | None = None,
     eval_every: int = 0,
+    rng_factory: Callable[[int, int], np.random.Generator] | None = None,
 ) -> TrainResult:
     """Simulate secure-aggregation training: local exact-sigmoid SGD, then FedAvg.
 
@@ -275,6 +276,10 @@ def train_fedavg(
         Seed of the workers' shuffles (worker ``k`` uses ``default_rng([seed, k])``).
     tol, weighting, validation, eval_every
         As in :func:`train_taylor`.
+    rng_factory : callable (round, worker_index) -> numpy.random.Generator, optional
+        Shuffling source of worker ``k`` in round ``t``, to replay a real run bit for bit (the
+        worker seeds its generator per round). Default: one ``default_rng([seed, k])`` stream
+        per worker for the whole training.
 
     Returns
     -------
@@ -288,6 +293,8 @@ def train_fedavg(
     history: list[tuple[int, Metrics]] = []
     for t in range(rounds):
         lr_t = learning_rate(schedule, lr, t)
+        if rng_factory is not None:
+            rngs = [rng_factory(t, k) for k in range(len(workers))]
         local = [
             sgd_epochs(
                 w, Xb, y, lr=lr_t, alpha=alpha, batch_size=batch_size, epochs=local_epochs, rng=r
