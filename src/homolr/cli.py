@@ -17,7 +17,8 @@ KEY_BITS = (2048, 3072, 4096)
 
 
 def _add_ps(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from homolr.protocol.messages import MODES, SCHEDULES
+    from homolr.learning import SCHEDULES
+    from homolr.protocol.messages import MODES
 
     p = sub.add_parser("ps", help="run the parameter server (model owner; key holder)")
     p.add_argument(
@@ -59,27 +60,33 @@ def _add_ps(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--iters",
         "--iterations",
-        dest="iters",
+        dest="iterations",
         type=int,
         default=None,
-        help="rounds (default: 200 encrypted, 40 aggregate)",
+        help="rounds (default: 400 encrypted, 100 aggregate)",
     )
     p.add_argument(
         "--learning-rate",
         type=float,
         default=None,
-        help="initial learning rate (default: 2.0 encrypted, 0.5 aggregate)",
+        help="learning rate (default: 0.3 encrypted, 0.2 aggregate)",
     )
     p.add_argument(
         "--schedule",
         choices=SCHEDULES,
-        default="invsqrt",
-        help="learning-rate schedule: lr/sqrt(1+t) (invsqrt, the reference), constant, inverse",
+        default=None,
+        help="learning-rate schedule: invsqrt (lr/sqrt(1+t), the reference), constant, inverse "
+        "(default: constant; invsqrt when --learning-rate is given, as in the reference)",
     )
     p.add_argument(
-        "--alpha", type=float, default=None, help="L2 strength (default 0.001; reference 0.01)"
+        "--alpha",
+        type=float,
+        default=None,
+        help="L2 strength (default: 0.01 encrypted, 0.003 aggregate)",
     )
-    p.add_argument("--init-weight", type=float, default=0.0, help="initial value of every weight")
+    p.add_argument(
+        "--init-weight", type=float, default=None, help="initial value of every weight (default 0)"
+    )
     p.add_argument(
         "--eval-every", type=int, default=10, help="evaluate and print every N iterations"
     )
@@ -89,29 +96,35 @@ def _add_ps(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         dest="weighting",
         action="store_const",
         const="equal",
-        help="average workers equally (the reference)",
+        help="average workers equally (the reference; default in encrypted mode)",
     )
     weighting.add_argument(
         "--sample-weights",
         dest="weighting",
         action="store_const",
         const="samples",
-        help="weight workers by their sample counts (default)",
+        help="weight workers by their sample counts (default in aggregate mode)",
     )
     p.add_argument(
         "--frac-bits", type=int, default=24, help="fixed-point fractional bits (default 24)"
     )
     p.add_argument(
-        "--batch-size", type=int, default=32, help="aggregate mode: mini-batch size (0 = full)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="aggregate mode: mini-batch size (default 64; 0 = full batch)",
     )
     p.add_argument(
-        "--local-epochs", type=int, default=1, help="aggregate mode: local epochs per round"
+        "--local-epochs",
+        type=int,
+        default=None,
+        help="aggregate mode: local epochs per round (default 2)",
     )
     p.add_argument(
         "--tolerance",
         type=float,
         default=None,
-        help="stop when no weight moves more than this in a round (default 1e-4; 0 = never)",
+        help="stop when no weight moves more than this in a round (default 0 = run all rounds)",
     )
     p.add_argument(
         "--round-timeout", type=float, default=60.0, help="seconds a round waits for workers"

@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from homolr.errors import ConfigError
+from homolr.protocol.messages import TrainingPlan, Weighting
 
 
-@dataclass(frozen=True)
-class ModeDefaults:
-    """Defaults of the options the reference-parity command sets explicitly."""
+def mode_defaults(mode: str) -> Mapping[str, float | int | str]:
+    """The tuned plan defaults of ``mode`` (measured in homolr.learning.training)."""
+    from homolr.learning import AGGREGATE_DEFAULTS, ENCRYPTED_DEFAULTS
 
-    iterations: int
-    learning_rate: float
-    alpha: float
-    tolerance: float
+    return ENCRYPTED_DEFAULTS if mode == "encrypted" else AGGREGATE_DEFAULTS
 
-
-#: Tuned on the reference files (see the README's "Accuracy" section for the measurements).
-DEFAULTS: dict[str, ModeDefaults] = {
-    "encrypted": ModeDefaults(iterations=200, learning_rate=2.0, alpha=0.001, tolerance=1e-4),
-    "aggregate": ModeDefaults(iterations=40, learning_rate=0.5, alpha=0.001, tolerance=1e-4),
-}
 
 INSECURE_WARNING = (
     "WARNING: --insecure: gRPC traffic is NOT encrypted or authenticated (development only)."
@@ -52,42 +45,51 @@ def _require_dev_security(command: str, args: argparse.Namespace) -> None:
         _warn(command, UNVERIFIED_WARNING)
 
 
-def build_plan(args: argparse.Namespace) -> object:
-    from homolr.protocol.messages import TrainingPlan, Weighting
+def _pick(args: argparse.Namespace, name: str, defaults: Mapping[str, Any]) -> Any:
+    value = getattr(args, name)
+    return defaults[name] if value is None else value
 
-    d = DEFAULTS[args.mode]
+
+def resolve_schedule(args: argparse.Namespace, defaults: Mapping[str, Any]) -> str:
+    """The learning-rate schedule: explicit ``--schedule``; else ``invsqrt`` when a learning rate
+    was given (what a learning rate means in the reference solution); else the mode's tuned one."""
+    if args.schedule is not None:
+        return str(args.schedule)
+    return "invsqrt" if args.learning_rate is not None else str(defaults["schedule"])
+
+
+def build_plan(args: argparse.Namespace) -> TrainingPlan:
+    """The training plan the options describe (``n_features`` is filled in from the data later)."""
+    d = mode_defaults(args.mode)
     workers = args.workers
-    min_workers = args.min_workers if args.min_workers is not None else min(2, workers)
-    weighting: Weighting = "samples" if args.weighting is None else args.weighting
+    weighting: Weighting = _pick(args, "weighting", d)
     return TrainingPlan(
         mode=args.mode,
-        iterations=args.iters if args.iters is not None else d.iterations,
-        learning_rate=args.learning_rate if args.learning_rate is not None else d.learning_rate,
-        schedule=args.schedule,
-        alpha=args.alpha if args.alpha is not None else d.alpha,
-        init_weight=args.init_weight,
+        iterations=args.iterations if args.iterations is not None else int(d["iterations"]),
+        learning_rate=float(_pick(args, "learning_rate", d)),
+        schedule=resolve_schedule(args, d),
+        alpha=float(_pick(args, "alpha", d)),
+        init_weight=float(_pick(args, "init_weight", d)),
         eval_every=args.eval_every,
-        min_workers=min_workers,
+        min_workers=args.min_workers if args.min_workers is not None else min(2, workers),
         expected_workers=workers,
         round_timeout_s=args.round_timeout,
         weighting=weighting,
         frac_bits=args.frac_bits,
         value_bits=96 if weighting == "samples" else 64,
-        batch_size=args.batch_size,
-        local_epochs=args.local_epochs,
-        tolerance=args.tolerance if args.tolerance is not None else d.tolerance,
+        batch_size=int(_pick(args, "batch_size", {"batch_size": 64, **d})),
+        local_epochs=int(_pick(args, "local_epochs", {"local_epochs": 1, **d})),
+        tolerance=float(_pick(args, "tolerance", d)),
         n_features=1,  # replaced by the validation set's count before use
         seed=args.seed,
     )
 
 
 def ps_command(args: argparse.Namespace) -> int:
-    from homolr.protocol.messages import TrainingPlan
     from homolr.server.app import PsConfig, ServerSecurity, run_ps
 
     _require_dev_security("ps", args)
     plan = build_plan(args)
-    assert isinstance(plan, TrainingPlan)
     plan.validate()
     config = PsConfig(
         plan=plan,
@@ -162,4 +164,11 @@ def _write_predictions(path: Path, ids: object, proba: np.ndarray, pred: np.ndar
     path.write_text("\n".join(rows) + "\n")
 
 
-__all__ = ["DEFAULTS", "build_plan", "predict_command", "ps_command", "worker_command"]
+__all__ = [
+    "build_plan",
+    "mode_defaults",
+    "predict_command",
+    "ps_command",
+    "resolve_schedule",
+    "worker_command",
+]

@@ -55,13 +55,14 @@ class Cluster:
         log = self.tmp / f"{name}.log"
         out = log.with_suffix(".out")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "homolr", *args],
-            stdout=out.open("w"),
-            stderr=log.open("w"),
-            text=True,
-            env=env,
-        )
+        with out.open("w") as stdout, log.open("w") as stderr:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "homolr", *args],
+                stdout=stdout,
+                stderr=stderr,
+                text=True,
+                env=env,
+            )
         proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc

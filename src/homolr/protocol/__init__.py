@@ -3,7 +3,6 @@
 from homolr.protocol.messages import (
     MODES,
     PROTOCOL_VERSION,
-    SCHEDULES,
     WEIGHTINGS,
     GlobalModel,
     JoinRequest,
@@ -19,7 +18,6 @@ from homolr.protocol.messages import (
 __all__ = [
     "MODES",
     "PROTOCOL_VERSION",
-    "SCHEDULES",
     "WEIGHTINGS",
     "GlobalModel",
     "JoinRequest",

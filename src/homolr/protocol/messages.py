@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from homolr.errors import ConfigError
+from homolr.learning.steps import SCHEDULES
 
 PROTOCOL_VERSION = "homolr.v1"
 #: ``ModelHeader.reason`` of a long-poll answer that carries no model yet: ask again.
@@ -21,7 +22,6 @@ Mode = Literal["encrypted", "aggregate"]
 Weighting = Literal["equal", "samples"]
 MODES: tuple[Mode, ...] = ("encrypted", "aggregate")
 WEIGHTINGS: tuple[Weighting, ...] = ("equal", "samples")
-SCHEDULES: tuple[str, ...] = ("invsqrt", "constant", "inverse")
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,6 @@ __all__ = [
     "MODES",
     "PENDING_REASON",
     "PROTOCOL_VERSION",
-    "SCHEDULES",
     "WEIGHTINGS",
     "GlobalModel",
     "JoinRequest",
