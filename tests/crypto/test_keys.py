@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from homolr.crypto import PrivateKey, PublicKey, generate_keypair
 from homolr.crypto._fixedbase import FixedBaseTable
+from homolr.crypto._ring import PairRing
 from homolr.errors import InvalidCiphertextError
 from tests.crypto._hyp import CRYPTO
 from tests.crypto.conftest import KeyPair
@@ -150,16 +151,17 @@ def test_decrypt_many_matches_decrypt(keypair: KeyPair) -> None:
 
 
 def test_fixed_base_table_matches_powmod() -> None:
-    modulus = gmpy2.next_prime(1 << 300) * gmpy2.next_prime(1 << 301)
-    base = gmpy2.mpz(secrets.randbits(600)) % modulus
-    table = FixedBaseTable(base, modulus, 5)
+    n = gmpy2.next_prime(1 << 300) * gmpy2.next_prime(1 << 301)
+    modulus = n * n
+    base = gmpy2.mpz(secrets.randbits(1200)) % modulus
+    table = FixedBaseTable(base, PairRing(n), 5)
     for exponent in (bytes(5), b"\xff" * 5, secrets.token_bytes(5), b"\x01\x00\x00\x00\x80"):
         e = int.from_bytes(exponent, "little")
         assert table.power(exponent) == gmpy2.powmod(base, e, modulus)
     with pytest.raises(ValueError, match="5 bytes"):
         table.power(b"\x00")
     with pytest.raises(ValueError):
-        FixedBaseTable(base, modulus, 0)
+        FixedBaseTable(base, PairRing(n), 0)
 
 
 # ---------------------------------------------------------------------------- mask pool

@@ -1,4 +1,4 @@
-"""Simultaneous multi-exponentiation: ``y[i] = prod_j x[j] ** E[i, j] mod m`` for all rows.
+"""Simultaneous multi-exponentiation: ``y[i] = prod_j x[j] ** E[i, j] mod n**2`` for all rows.
 
 This is the hot path of encrypted training (a plaintext matrix times an encrypted vector).
 A loop of ``powmod`` costs ~25 squarings and ~12 multiplications per matrix entry and shares
@@ -20,7 +20,8 @@ nothing. Here the work is shared three ways:
 
 Cost for 31 x 31 entries of 25 bits + sign: ~860 table multiplications + 31 x 26 x 4
 group multiplications + 31 x 25 squarings ~ 4,900 modular operations, versus ~36,000 for
-independent square-and-multiply.
+independent square-and-multiply. All of them run on base-n digit pairs
+(:mod:`homolr.crypto._ring`), ~20% cheaper than plain multiplications mod n**2.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import gmpy2
 import numpy as np
 import numpy.typing as npt
 from gmpy2 import mpz
+
+from homolr.crypto._ring import Pair, PairRing
 
 __all__ = ["choose_group_size", "multi_products"]
 
@@ -53,15 +56,15 @@ def _group_sizes(columns: int, g: int) -> list[int]:
     return [min(g, columns - start) for start in range(0, columns, g)]
 
 
-def _subset_table(bases: Sequence[mpz], modulus: mpz) -> list[mpz]:
+def _subset_table(bases: Sequence[Pair], ring: PairRing) -> list[Pair]:
     """All subset products: ``table[idx] = prod_{k : bit k of idx} bases[k]``."""
-    table = [mpz(1)] * (1 << len(bases))
+    table = [ring.one] * (1 << len(bases))
     for k, base in enumerate(bases):
         table[1 << k] = base
     for idx in range(3, len(table)):
         low = idx & -idx
         if idx != low:
-            table[idx] = table[idx ^ low] * table[low] % modulus
+            table[idx] = ring.mul(table[idx ^ low], table[low])
     return table
 
 
@@ -97,43 +100,45 @@ def _group_indices(
 
 
 def _horner_row(
-    steps: Sequence[Sequence[int]], top: int, tables: Sequence[list[mpz]], modulus: mpz
-) -> mpz:
-    acc: mpz | None = None
+    steps: Sequence[Sequence[int]], top: int, tables: Sequence[list[Pair]], ring: PairRing
+) -> Pair:
+    mul, sqr = ring.mul, ring.sqr
+    acc: Pair | None = None
     for b in range(top - 1, -1, -1):
         if acc is not None:
-            acc = acc * acc % modulus
+            acc = sqr(acc)
         for table, k in zip(tables, steps[b], strict=True):
             if k:
-                acc = table[k] if acc is None else acc * table[k] % modulus
-    return mpz(1) if acc is None else acc
+                acc = table[k] if acc is None else mul(acc, table[k])
+    return ring.one if acc is None else acc
 
 
 def multi_products(
-    bases: Sequence[int], exponents: Sequence[Sequence[int]], modulus: int
+    bases: Sequence[int], exponents: Sequence[Sequence[int]], n: int
 ) -> list[mpz]:
-    """Compute ``prod_j bases[j] ** exponents[i][j] mod modulus`` for every row ``i``.
+    """Compute ``prod_j bases[j] ** exponents[i][j] mod n**2`` for every row ``i``.
 
     Parameters
     ----------
     bases : sequence of int, length n_cols
-        Units modulo ``modulus`` (inverses are needed when exponents are negative).
+        Units modulo n**2 (inverses are needed when exponents are negative).
     exponents : sequence of sequences of int, shape (n_rows, n_cols)
         Signed integer exponents of any size.
-    modulus : int
+    n : int
+        The ring is Z / n**2 (arithmetic on base-n digit pairs, :mod:`homolr.crypto._ring`).
 
     Returns
     -------
     list of mpz, length n_rows
     """
-    m = mpz(modulus)
-    xs = [mpz(b) % m for b in bases]
+    ring = PairRing(n)
+    xs = [ring.to_pair(b) for b in bases]
     rows = [[int(e) for e in row] for row in exponents]
     for i, row in enumerate(rows):
         if len(row) != len(xs):
             raise ValueError(f"exponent row {i} has {len(row)} entries, expected {len(xs)}")
     if not rows or not xs:
-        return [mpz(1) % m for _ in rows]
+        return [mpz(1) for _ in rows]
     magnitude_bits = max(abs(e).bit_length() for row in rows for e in row)
     offset = 1 << magnitude_bits
     signed_rows = [any(e < 0 for e in row) for row in rows]
@@ -143,17 +148,21 @@ def multi_products(
     ]
     tops = [max(e.bit_length() for e in row) for row in shifted]
     sizes = _group_sizes(len(xs), choose_group_size(len(xs), sum(tops)))
-    tables: list[list[mpz]] = []
+    tables: list[list[Pair]] = []
     start = 0
     for size in sizes:
-        tables.append(_subset_table(xs[start : start + size], m))
+        tables.append(_subset_table(xs[start : start + size], ring))
         start += size
     indices = _group_indices(_bit_planes(shifted, max(tops)), sizes)
-    results = [_horner_row(indices[i], tops[i], tables, m) for i in range(len(rows))]
+    results = [
+        ring.from_pair(_horner_row(indices[i], tops[i], tables, ring)) for i in range(len(rows))
+    ]
     if any(signed_rows):
-        unshift = _inverse(gmpy2.powmod(_bases_product(tables, sizes, m), offset, m), m)
+        nsquare = ring.nsquare
+        everything = ring.from_pair(_bases_product(tables, sizes, ring))
+        unshift = _inverse(gmpy2.powmod(everything, offset, nsquare), nsquare)
         results = [
-            y * unshift % m if negative else y
+            y * unshift % nsquare if negative else y
             for y, negative in zip(results, signed_rows, strict=True)
         ]
     return results
@@ -163,12 +172,12 @@ def _inverse(value: mpz, modulus: mpz) -> mpz:
     try:
         return gmpy2.invert(value, modulus)
     except ZeroDivisionError:
-        raise ValueError("negative exponents need bases that are units mod the modulus") from None
+        raise ValueError("negative exponents need bases that are units mod n**2") from None
 
 
-def _bases_product(tables: Sequence[list[mpz]], sizes: Sequence[int], modulus: mpz) -> mpz:
+def _bases_product(tables: Sequence[list[Pair]], sizes: Sequence[int], ring: PairRing) -> Pair:
     """Product of all bases: the full-subset entry of each group table, multiplied."""
-    acc = mpz(1)
+    acc = ring.one
     for table, size in zip(tables, sizes, strict=True):
-        acc = acc * table[(1 << size) - 1] % modulus
+        acc = ring.mul(acc, table[(1 << size) - 1])
     return acc

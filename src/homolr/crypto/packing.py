@@ -10,7 +10,7 @@ Two ways in:
 * :func:`pack` packs an *encrypted* vector homomorphically (Horner:
   ``c <- c**(2**slot_bits) * c_i``, then the per-slot offsets are added as one plaintext),
   so a worker ships its encrypted model in ``ceil(n / 27)`` ciphertexts and the key holder
-  decrypts 27x fewer. Cost: ``slot_bits`` squarings per value (~0.3 ms at 2048 bits).
+  decrypts 27x fewer. Cost: ``slot_bits`` squarings per value (~0.25 ms at 2048 bits).
 * :func:`encrypt_packed` packs plaintext values first, then encrypts (secure aggregation).
 
 The key holder sums :class:`PackedVector` objects (``+``; contributions add up, at most
@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import gmpy2
 import numpy.typing as npt
 from gmpy2 import mpz
 
 from homolr.crypto._public import PublicKey, check_same_key
+from homolr.crypto._ring import PairRing
 from homolr.crypto._slots import PackingSpec, pack_ints, unpack_ints
 from homolr.crypto.encoding import DEFAULT_FRAC_BITS, to_fixed_point
 from homolr.crypto.vectors import EncryptedVector
@@ -182,12 +182,12 @@ def _init(
     packed.contributions = contributions
 
 
-def _horner(ciphertexts: Sequence[mpz], shift: mpz, nsquare: mpz) -> mpz:
-    """``prod_i c_i ** (2**(s*i))`` evaluated as ``c <- c**(2**s) * c_i`` from the top."""
-    acc = ciphertexts[-1]
+def _horner(ciphertexts: Sequence[mpz], shift: int, offset: int, ring: PairRing) -> mpz:
+    """``offset + prod_i c_i ** (2**(shift*i))``, as ``c <- c**(2**shift) * c_i`` from the top."""
+    acc = ring.to_pair(ciphertexts[-1])
     for c in reversed(ciphertexts[:-1]):
-        acc = gmpy2.powmod(acc, shift, nsquare) * c % nsquare
-    return acc
+        acc = ring.mul(ring.sqr_times(acc, shift), ring.to_pair(c))
+    return ring.from_pair(ring.mul_one_plus(acc, offset))
 
 
 def pack(
@@ -219,12 +219,11 @@ def pack(
     spec = PackingSpec() if spec is None else spec
     key = ev.public_key
     slots = spec.slots_per_ciphertext(key.n_bits)
-    shift = mpz(1) << spec.slot_bits
     packed: list[mpz] = []
     for start in range(0, len(ev), slots):
         chunk = ev.ciphertexts[start : start + slots]
-        c = _horner(chunk, shift, key.nsquare)
-        packed.append(key.raw_add_plain(c, spec.offset_plaintext(len(chunk))))
+        offsets = spec.offset_plaintext(len(chunk))
+        packed.append(_horner(chunk, spec.slot_bits, offsets, key.ring))
     if rerandomize:
         packed = key.rerandomize_many(packed)
     return PackedVector._trusted(key, packed, len(ev), ev.frac_bits, spec)
