@@ -76,6 +76,11 @@ def test_rounding_is_half_to_even() -> None:
 def test_large_floats_are_encoded_exactly() -> None:
     x = 2.0**80 + 2.0**28  # exactly representable, beyond int64 after scaling
     assert to_fixed_point([x], 8) == [(2**80 + 2**28) << 8]
+    huge = 1.5 * 2.0**1023  # x * 2**24 overflows float64 but not a 2048-bit plaintext
+    assert to_fixed_point([huge, 1.0], 24) == [3 << (1022 + 24), 1 << 24]
+    assert to_fixed_point(huge, 24) == [3 << (1022 + 24)]
+    assert to_fixed_point(np.array([huge], dtype=object), 1) == [3 << 1023]
+    assert to_fixed_point([2.5, -2.5, 2.0**-30], 0) == [2, -2, 0]
 
 
 @CRYPTO

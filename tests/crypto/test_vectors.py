@@ -90,6 +90,9 @@ def test_mul_identities_and_scales(keypair: KeyPair, data: st.DataObject) -> Non
     explicit = ea.mul(np.full(size, 0.5), frac_bits=1)
     assert explicit.frac_bits == DEFAULT_FRAC_BITS + 1
     np.testing.assert_array_equal(sk.decrypt_vector(explicit), qa * 0.5)
+    ints_scaled = ea.mul(2)  # explicit form: integers are encoded at the default scale too
+    assert ints_scaled.frac_bits == 2 * DEFAULT_FRAC_BITS
+    np.testing.assert_array_equal(sk.decrypt_vector(ints_scaled), qa * 2)
 
 
 def test_multiplying_by_zero_gives_an_encryption_of_zero(keypair: KeyPair) -> None:

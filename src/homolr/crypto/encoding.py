@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from numbers import Integral
 
 import numpy as np
@@ -60,6 +61,12 @@ def _check_frac_bits(frac_bits: int) -> int:
     return int(frac_bits)
 
 
+def _exact_fixed(x: float, frac_bits: int) -> int:
+    """``round(x * 2**frac_bits)`` in exact integer arithmetic, half to even (any finite x)."""
+    numerator, denominator = x.as_integer_ratio()
+    return round(Fraction(numerator << frac_bits, denominator))
+
+
 def _scalar_to_fixed(value: object, frac_bits: int, index: int) -> int:
     if isinstance(value, bool | np.bool_):
         return int(value) << frac_bits
@@ -69,8 +76,7 @@ def _scalar_to_fixed(value: object, frac_bits: int, index: int) -> int:
         x = float(value)
         if not math.isfinite(x):
             raise ValueError(f"cannot encode non-finite value {x} at index {index}")
-        # ldexp is exact; rint rounds half to even like numpy does for arrays.
-        return int(np.rint(math.ldexp(x, frac_bits)))
+        return _exact_fixed(x, frac_bits)
     raise TypeError(
         f"cannot encode value of type {type(value).__name__} at index {index}: "
         "expected a real number (int or float)"
@@ -111,10 +117,12 @@ def to_fixed_point(values: npt.ArrayLike, frac_bits: int) -> list[int]:
         if not np.all(np.isfinite(flat)):
             bad = int(np.flatnonzero(~np.isfinite(flat))[0])
             raise ValueError(f"cannot encode non-finite value {flat[bad]} at index {bad}")
-        scaled = np.rint(np.ldexp(flat.astype(np.float64), frac_bits))
+        as_float = flat.astype(np.float64)
+        with np.errstate(over="ignore"):
+            scaled = np.rint(np.ldexp(as_float, frac_bits))
         if scaled.size == 0 or float(np.max(np.abs(scaled))) < 2.0**62:
             return [int(v) for v in scaled.astype(np.int64).tolist()]
-        return [int(v) for v in scaled.tolist()]
+        return [_exact_fixed(x, frac_bits) for x in as_float.tolist()]
     return [_scalar_to_fixed(v, frac_bits, i) for i, v in enumerate(flat.tolist())]
 
 

@@ -202,10 +202,11 @@ class EncryptedVector:
             return NotImplemented
         return (-self)._add_plain(other)
 
-    def mul(self, plain: npt.ArrayLike, frac_bits: int) -> EncryptedVector:
+    def mul(self, plain: npt.ArrayLike, frac_bits: int = DEFAULT_FRAC_BITS) -> EncryptedVector:
         """Multiply by plaintext scalar or vector (shape (n_values,)) encoded at ``frac_bits``.
 
-        The result is at scale ``self.frac_bits + frac_bits``. Negative multipliers use the
+        Unlike ``*``, integers are scaled too. The result is at scale
+        ``self.frac_bits + frac_bits``. Negative multipliers use the
         ciphertext inverse, not an exponent near n.
         """
         if isinstance(plain, EncryptedVector) or not _is_plain(plain):
