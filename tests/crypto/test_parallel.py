@@ -22,7 +22,7 @@ from homolr.crypto._wire import (
     split_fields,
     write_frame,
 )
-from homolr.errors import CryptoError
+from homolr.errors import ConfigError, CryptoError
 from tests.crypto.conftest import KeyPair
 
 BATCH = parallel.PARALLEL_THRESHOLD
@@ -86,6 +86,19 @@ def test_threshold_and_worker_count(pool: None) -> None:
     assert not parallel.should_parallelize(10 * BATCH)
     with pytest.raises(ValueError):
         parallel.set_worker_count(-1)
+
+
+def test_environment_sets_the_pool_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(parallel.WORKERS_ENV, "0")
+    assert parallel.worker_count() == 0
+    assert not parallel.should_parallelize(10 * BATCH)
+    monkeypatch.setenv(parallel.WORKERS_ENV, "3")
+    assert parallel.worker_count() == 3
+    monkeypatch.setenv(parallel.WORKERS_ENV, "many")
+    with pytest.raises(ConfigError, match=parallel.WORKERS_ENV):
+        parallel.worker_count()
+    monkeypatch.setenv(parallel.WORKERS_ENV, "")
+    assert parallel.worker_count() >= 1
 
 
 # ---------------------------------------------------------------------------- pool use

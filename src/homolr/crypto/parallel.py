@@ -43,7 +43,7 @@ from homolr.crypto._wire import (
     read_frame,
     write_frame,
 )
-from homolr.errors import CryptoError
+from homolr.errors import ConfigError, CryptoError
 
 __all__ = [
     "OP_DECRYPT",
@@ -53,6 +53,7 @@ __all__ = [
     "OP_LOAD_PUBLIC",
     "OP_OK",
     "PARALLEL_THRESHOLD",
+    "WORKERS_ENV",
     "decrypt",
     "encrypt",
     "set_worker_count",
@@ -61,6 +62,9 @@ __all__ = [
     "worker_count",
     "worker_pids",
 ]
+
+WORKERS_ENV = "HOMOLR_CRYPTO_WORKERS"
+"""Environment variable overriding the pool size (see :func:`worker_count`)."""
 
 PARALLEL_THRESHOLD: int = 256
 """Batches with at least this many elements go to the process pool (if it has >= 2 workers)."""
@@ -89,8 +93,22 @@ def _usable_cores() -> int:
 
 
 def worker_count() -> int:
-    """Number of pool workers: :func:`set_worker_count` if set, else one per usable core."""
-    return _configured_workers if _configured_workers is not None else _usable_cores()
+    """Number of pool workers.
+
+    :func:`set_worker_count` if called, else the environment variable
+    ``HOMOLR_CRYPTO_WORKERS`` if set (``0`` turns the pool off, e.g. where a sandbox forbids
+    spawning processes), else one per usable core.
+    """
+    if _configured_workers is not None:
+        return _configured_workers
+    configured = os.environ.get(WORKERS_ENV, "").strip()
+    if not configured:
+        return _usable_cores()
+    if not configured.isdigit():
+        raise ConfigError(
+            f"{WORKERS_ENV} must be a non-negative integer, got {configured!r}"
+        )
+    return int(configured)
 
 
 def set_worker_count(count: int | None) -> None:
