@@ -46,7 +46,14 @@ from homolr.crypto._ring import Pair, PairRing
 from homolr.crypto._wire import ints_from_bytes, ints_to_bytes
 from homolr.errors import InvalidCiphertextError, KeyMismatchError
 
-__all__ = ["MIN_SECURE_BITS", "PublicKey", "as_mpz", "check_same_key", "make_hs"]
+__all__ = [
+    "MIN_SECURE_BITS",
+    "PublicKey",
+    "as_mpz",
+    "check_same_key",
+    "make_hs",
+    "require_public_key",
+]
 
 MIN_SECURE_BITS = 2048
 """Smallest modulus accepted without ``insecure_small_key=True``."""
@@ -382,6 +389,23 @@ class PublicKey:
         return [mpz(c) * r % self.nsquare for c, r in zip(cs, masks, strict=True)]
 
     # ------------------------------------------------------------------ wire form
+    def check_range(self, c: object, index: int | None = None) -> mpz:
+        """Return ``c`` as mpz if ``0 < c < n**2`` (the cheap half of validation).
+
+        Raises
+        ------
+        InvalidCiphertextError
+            Otherwise; the message names ``index`` when given.
+        TypeError
+            ``c`` is not an integer.
+        """
+        value = as_mpz(c, "ciphertext")
+        if not 0 < value < self.nsquare:
+            raise InvalidCiphertextError(
+                f"{_where(index)} is outside (0, n**2) for this {self.n_bits}-bit key"
+            )
+        return value
+
     def validate_ciphertext(self, c: object, *, index: int | None = None) -> mpz:
         """Return ``c`` as mpz if ``0 < c < n**2`` and ``gcd(c, n) = 1``.
 
@@ -392,25 +416,17 @@ class PublicKey:
         TypeError
             ``c`` is not an integer.
         """
-        value = as_mpz(c, "ciphertext")
-        where = "ciphertext" if index is None else f"ciphertext at index {index}"
-        if not 0 < value < self.nsquare:
-            raise InvalidCiphertextError(
-                f"{where} is outside (0, n**2) for this {self.n_bits}-bit key"
-            )
+        value = self.check_range(c, index)
         if gmpy2.gcd(value, self.n) != 1:
-            raise InvalidCiphertextError(f"{where} shares a factor with n (gcd(c, n) != 1)")
+            raise InvalidCiphertextError(
+                f"{_where(index)} shares a factor with n (gcd(c, n) != 1)"
+            )
         return value
 
     def ciphertexts_to_bytes(self, cs: Sequence[int]) -> bytes:
         """Concatenate ciphertexts as :attr:`ciphertext_bytes`-wide big-endian fields."""
-        for index, c in enumerate(cs):
-            value = as_mpz(c, "ciphertext")
-            if not 0 < value < self.nsquare:
-                raise InvalidCiphertextError(
-                    f"ciphertext at index {index} is outside (0, n**2) for this key"
-                )
-        return ints_to_bytes(cs, self.ciphertext_bytes)
+        values = [self.check_range(c, index) for index, c in enumerate(cs)]
+        return ints_to_bytes(values, self.ciphertext_bytes)
 
     def ciphertexts_from_bytes(self, data: bytes) -> list[mpz]:
         """Parse :meth:`ciphertexts_to_bytes` output, validating every ciphertext.
@@ -429,6 +445,17 @@ class PublicKey:
             )
         values = ints_from_bytes(data, width)
         return [self.validate_ciphertext(c, index=i) for i, c in enumerate(values)]
+
+
+def _where(index: int | None) -> str:
+    return "ciphertext" if index is None else f"ciphertext at index {index}"
+
+
+def require_public_key(value: object) -> PublicKey:
+    """Return ``value`` if it is a :class:`PublicKey`, else raise TypeError."""
+    if not isinstance(value, PublicKey):
+        raise TypeError(f"public_key must be a PublicKey, got {type(value).__name__}")
+    return value
 
 
 def check_same_key(a: PublicKey, b: PublicKey) -> None:

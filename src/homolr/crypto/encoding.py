@@ -35,6 +35,7 @@ from homolr.errors import EncodingOverflowError
 
 __all__ = [
     "DEFAULT_FRAC_BITS",
+    "check_frac_bits",
     "decode",
     "decode_signed_ints",
     "encode",
@@ -53,7 +54,8 @@ def max_int(n: int) -> int:
     return int(n) // 3 - 1
 
 
-def _check_frac_bits(frac_bits: int) -> int:
+def check_frac_bits(frac_bits: object) -> int:
+    """Return ``frac_bits`` if it is an int >= 0 (TypeError / ValueError otherwise)."""
     if isinstance(frac_bits, bool) or not isinstance(frac_bits, Integral):
         raise TypeError(f"frac_bits must be an int, got {type(frac_bits).__name__}")
     if frac_bits < 0:
@@ -106,7 +108,7 @@ def to_fixed_point(values: npt.ArrayLike, frac_bits: int) -> list[int]:
     TypeError
         A value is not a real number.
     """
-    frac_bits = _check_frac_bits(frac_bits)
+    frac_bits = check_frac_bits(frac_bits)
     array = np.asarray(values)
     if array.ndim > 1:
         raise ValueError(f"expected a scalar or a 1-D array, got shape {array.shape}")
@@ -213,7 +215,7 @@ def fixed_to_float(signed: Sequence[int], frac_bits: int) -> npt.NDArray[np.floa
     EncodingOverflowError
         A value exceeds the float64 range.
     """
-    frac_bits = _check_frac_bits(frac_bits)
+    frac_bits = check_frac_bits(frac_bits)
     scale = 1 << frac_bits
     out = np.empty(len(signed), dtype=np.float64)
     for index, v in enumerate(signed):

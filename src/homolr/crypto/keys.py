@@ -24,7 +24,14 @@ import numpy.typing as npt
 from gmpy2 import mpz
 
 from homolr.crypto import parallel
-from homolr.crypto._public import MIN_SECURE_BITS, PublicKey, as_mpz, check_same_key, make_hs
+from homolr.crypto._public import (
+    MIN_SECURE_BITS,
+    PublicKey,
+    as_mpz,
+    check_same_key,
+    make_hs,
+    require_public_key,
+)
 from homolr.crypto.encoding import decode, fixed_to_float
 from homolr.crypto.packing import PackedVector, unpack_ints
 from homolr.crypto.vectors import EncryptedVector
@@ -63,8 +70,7 @@ class PrivateKey:
                  "p", "public_key", "q")
 
     def __init__(self, public_key: PublicKey, p: int, q: int) -> None:
-        if not isinstance(public_key, PublicKey):
-            raise TypeError(f"public_key must be a PublicKey, got {type(public_key).__name__}")
+        require_public_key(public_key)
         p_, q_ = as_mpz(p, "p"), as_mpz(q, "q")
         if p_ == q_:
             raise ValueError("p and q must be distinct")
@@ -95,9 +101,7 @@ class PrivateKey:
     # ------------------------------------------------------------------ raw layer
     def raw_decrypt(self, c: int) -> mpz:
         """Decrypt a ciphertext integer to its plaintext in ``[0, n)`` (CRT)."""
-        value = as_mpz(c, "ciphertext")
-        if not 0 < value < self.public_key.nsquare:
-            raise ValueError("ciphertext is outside (0, n**2) for this key")
+        value = self.public_key.check_range(c)
         mp = _l_function(gmpy2.powmod(value, self._p_minus_1, self._psquare), self.p)
         mq = _l_function(gmpy2.powmod(value, self._q_minus_1, self._qsquare), self.q)
         mp = mp * self._hp % self.p
@@ -109,11 +113,9 @@ class PrivateKey:
         if not parallel.should_parallelize(len(cs)):
             return [self.raw_decrypt(c) for c in cs]
         key = self.public_key
-        for index, c in enumerate(cs):
-            if not 0 < as_mpz(c, "ciphertext") < key.nsquare:
-                raise ValueError(f"ciphertext at index {index} is outside (0, n**2)")
+        checked = [key.check_range(c, index) for index, c in enumerate(cs)]
         return parallel.decrypt(
-            key.to_bytes(), key.key_id(), self.p, self.q, cs,
+            key.to_bytes(), key.key_id(), self.p, self.q, checked,
             key.plaintext_bytes, key.ciphertext_bytes,
         )
 

@@ -25,10 +25,10 @@ from collections.abc import Sequence
 import numpy.typing as npt
 from gmpy2 import mpz
 
-from homolr.crypto._public import PublicKey, check_same_key
+from homolr.crypto._public import PublicKey, check_same_key, require_public_key
 from homolr.crypto._ring import PairRing
 from homolr.crypto._slots import PackingSpec, pack_ints, unpack_ints
-from homolr.crypto.encoding import DEFAULT_FRAC_BITS, to_fixed_point
+from homolr.crypto.encoding import DEFAULT_FRAC_BITS, check_frac_bits, to_fixed_point
 from homolr.crypto.vectors import EncryptedVector
 from homolr.errors import EncodingOverflowError
 
@@ -77,8 +77,7 @@ class PackedVector:
         spec: PackingSpec,
         contributions: int = 1,
     ) -> None:
-        if not isinstance(public_key, PublicKey):
-            raise TypeError(f"public_key must be a PublicKey, got {type(public_key).__name__}")
+        require_public_key(public_key)
         validated = [public_key.validate_ciphertext(c, index=i) for i, c in enumerate(ciphertexts)]
         _init(self, public_key, validated, length, frac_bits, spec, contributions)
 
@@ -143,8 +142,7 @@ class PackedVector:
         contributions: int = 1,
     ) -> PackedVector:
         """Parse :meth:`to_bytes` output; every ciphertext is validated."""
-        if not isinstance(public_key, PublicKey):
-            raise TypeError(f"public_key must be a PublicKey, got {type(public_key).__name__}")
+        require_public_key(public_key)
         ciphertexts = public_key.ciphertexts_from_bytes(data)
         return cls._trusted(public_key, ciphertexts, length, frac_bits, spec, contributions)
 
@@ -160,8 +158,8 @@ def _init(
 ) -> None:
     if not isinstance(spec, PackingSpec):
         raise TypeError(f"spec must be a PackingSpec, got {type(spec).__name__}")
-    for name, value, low in (("length", length, 0), ("frac_bits", frac_bits, 0),
-                             ("contributions", contributions, 1)):
+    check_frac_bits(frac_bits)
+    for name, value, low in (("length", length, 0), ("contributions", contributions, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     if contributions > spec.max_contributions:
@@ -183,7 +181,10 @@ def _init(
 
 
 def _horner(ciphertexts: Sequence[mpz], shift: int, offset: int, ring: PairRing) -> mpz:
-    """``offset + prod_i c_i ** (2**(shift*i))``, as ``c <- c**(2**shift) * c_i`` from the top."""
+    """Ciphertext of ``offset + sum_i m_i * 2**(shift*i)`` for ``c_i = Enc(m_i)``.
+
+    Horner from the top: ``c <- c**(2**shift) * c_i``, then one plaintext addition.
+    """
     acc = ring.to_pair(ciphertexts[-1])
     for c in reversed(ciphertexts[:-1]):
         acc = ring.mul(ring.sqr_times(acc, shift), ring.to_pair(c))
@@ -242,8 +243,7 @@ def encrypt_packed(
     EncodingOverflowError
         A value does not fit a ``spec.value_bits``-bit signed slot at this scale.
     """
-    if not isinstance(public_key, PublicKey):
-        raise TypeError(f"public_key must be a PublicKey, got {type(public_key).__name__}")
+    require_public_key(public_key)
     spec = PackingSpec() if spec is None else spec
     signed = to_fixed_point(values, frac_bits)
     plaintexts = pack_ints(signed, spec, public_key.n_bits)

@@ -24,8 +24,8 @@ import numpy.typing as npt
 from gmpy2 import mpz
 
 from homolr.crypto._multiexp import multi_products
-from homolr.crypto._public import PublicKey, check_same_key
-from homolr.crypto.encoding import DEFAULT_FRAC_BITS, encode, to_fixed_point
+from homolr.crypto._public import PublicKey, check_same_key, require_public_key
+from homolr.crypto.encoding import DEFAULT_FRAC_BITS, check_frac_bits, encode, to_fixed_point
 from homolr.errors import EncodingOverflowError
 
 __all__ = ["EncryptedVector", "matvec"]
@@ -73,15 +73,11 @@ class EncryptedVector:
     frac_bits: int
 
     def __init__(self, public_key: PublicKey, ciphertexts: Sequence[int], frac_bits: int) -> None:
-        if not isinstance(public_key, PublicKey):
-            raise TypeError(f"public_key must be a PublicKey, got {type(public_key).__name__}")
-        if isinstance(frac_bits, bool) or not isinstance(frac_bits, int) or frac_bits < 0:
-            raise ValueError(f"frac_bits must be an int >= 0, got {frac_bits!r}")
-        self.public_key = public_key
+        self.public_key = require_public_key(public_key)
+        self.frac_bits = check_frac_bits(frac_bits)
         self.ciphertexts = tuple(
             public_key.validate_ciphertext(c, index=i) for i, c in enumerate(ciphertexts)
         )
-        self.frac_bits = frac_bits
 
     @classmethod
     def _trusted(
@@ -102,8 +98,7 @@ class EncryptedVector:
 
         Large vectors are encrypted on the process pool.
         """
-        if not isinstance(public_key, PublicKey):
-            raise TypeError(f"public_key must be a PublicKey, got {type(public_key).__name__}")
+        require_public_key(public_key)
         plaintexts = encode(values, frac_bits, public_key.n)
         return cls._trusted(public_key, public_key.raw_encrypt_many(plaintexts), frac_bits)
 
@@ -250,11 +245,9 @@ class EncryptedVector:
     @classmethod
     def from_bytes(cls, public_key: PublicKey, data: bytes, frac_bits: int) -> EncryptedVector:
         """Parse :meth:`to_bytes` output; every ciphertext is validated (InvalidCiphertextError)."""
-        if not isinstance(public_key, PublicKey):
-            raise TypeError(f"public_key must be a PublicKey, got {type(public_key).__name__}")
-        if isinstance(frac_bits, bool) or not isinstance(frac_bits, int) or frac_bits < 0:
-            raise ValueError(f"frac_bits must be an int >= 0, got {frac_bits!r}")
-        return cls._trusted(public_key, public_key.ciphertexts_from_bytes(data), frac_bits)
+        require_public_key(public_key)
+        scale = check_frac_bits(frac_bits)
+        return cls._trusted(public_key, public_key.ciphertexts_from_bytes(data), scale)
 
 
 def matvec(
