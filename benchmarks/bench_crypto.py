@@ -30,6 +30,7 @@ from phe import paillier
 from homolr.crypto import (
     EncryptedVector,
     PackedVector,
+    PackingSpec,
     encrypt_packed,
     generate_keypair,
     matvec,
@@ -67,8 +68,13 @@ class Row:
 
 @dataclass
 class Sizes:
-    """How much work each row does (``--quick`` shrinks everything)."""
+    """How much work each row does (``--quick`` shrinks everything).
 
+    Throughput rows take the best of ``repeats`` timings on both sides, so a burst of load
+    from another process on a shared core does not decide a ratio.
+    """
+
+    repeats: int
     encrypt: int
     phe_encrypt: int
     decrypt: int
@@ -83,13 +89,18 @@ class Sizes:
     @classmethod
     def make(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(60, 10, 30, 15, 2000, 54, 2, 1, 600, 10_000)
-        return cls(300, 40, 120, 60, 20_000, 270, 5, 2, 4_000, 100_000)
+            return cls(2, 40, 8, 20, 10, 2000, 54, 2, 1, 600, 10_000)
+        return cls(3, 120, 15, 60, 30, 10_000, 108, 5, 3, 4_000, 100_000)
 
 
-def _best_time(fn: Callable[[], object], repeats: int) -> float:
+def _best_time(
+    fn: Callable[[], object], repeats: int, setup: Callable[[], object] | None = None
+) -> float:
+    """Smallest wall time of ``repeats`` calls (``setup`` runs untimed before each)."""
     best = float("inf")
     for _ in range(repeats):
+        if setup is not None:
+            setup()
         start = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - start)
@@ -133,25 +144,26 @@ class Bench:
     def single_core(self) -> None:
         s = self.sizes
         x = self.values(s.encrypt)
-        enc_s = _best_time(lambda: EncryptedVector.encrypt(self.pk, x), 1)
+        r = s.repeats
+        enc_s = _best_time(lambda: EncryptedVector.encrypt(self.pk, x), r)
         phe_x = [float(v) for v in self.values(s.phe_encrypt)]
-        phe_enc_s = _best_time(lambda: [self.phe_pk.encrypt(v) for v in phe_x], 1)
+        phe_enc_s = _best_time(lambda: [self.phe_pk.encrypt(v) for v in phe_x], r)
         enc, phe_enc = s.encrypt / enc_s, s.phe_encrypt / phe_enc_s
         self.add("encrypt (float -> ciphertext)", "ops/s", enc, phe_enc, target=12,
                  note="fresh DJN mask per value, no precomputed masks")
 
         ev = EncryptedVector.encrypt(self.pk, self.values(s.decrypt))
-        dec_s = _best_time(lambda: self.sk.decrypt_vector(ev), 1)
+        dec_s = _best_time(lambda: self.sk.decrypt_vector(ev), r)
         phe_numbers = [self.phe_pk.encrypt(float(v)) for v in self.values(s.phe_decrypt)]
-        phe_dec_s = _best_time(lambda: [self.phe_sk.decrypt(c) for c in phe_numbers], 1)
+        phe_dec_s = _best_time(lambda: [self.phe_sk.decrypt(c) for c in phe_numbers], r)
         dec, phe_dec = s.decrypt / dec_s, s.phe_decrypt / phe_dec_s
         self.add("decrypt (ciphertext -> float)", "ops/s", dec, phe_dec,
                  note="both CRT mod p^2, q^2; same gmpy2 powmod underneath")
 
         c1, c2 = ev.ciphertexts[0], ev.ciphertexts[1]
-        add_s = _best_time(lambda: [self.pk.raw_add(c1, c2) for _ in range(s.adds)], 1)
+        add_s = _best_time(lambda: [self.pk.raw_add(c1, c2) for _ in range(s.adds)], r)
         p1, p2 = phe_numbers[0], phe_numbers[1]
-        phe_add_s = _best_time(lambda: [p1 + p2 for _ in range(s.adds)], 1)
+        phe_add_s = _best_time(lambda: [p1 + p2 for _ in range(s.adds)], r)
         self.add("add (ciphertext + ciphertext)", "ops/s", s.adds / add_s, s.adds / phe_add_s)
 
         self._pack_rows(dec, phe_enc, phe_dec)
@@ -162,7 +174,7 @@ class Bench:
                  note="ours fixed-width big-endian; phe has no wire form (decimal str shown)")
 
     def _pack_rows(self, dec: float, phe_enc: float, phe_dec: float) -> None:
-        count = self.sizes.pack_values
+        count, r = self.sizes.pack_values, self.sizes.repeats
         x = self.values(count)
 
         def flow() -> PackedVector:
@@ -170,21 +182,22 @@ class Bench:
             self.sk.decrypt_packed(pv)
             return pv
 
-        flow_s = _best_time(flow, 1)
+        flow_s = _best_time(flow, r)
         phe_per_value = 1 / phe_enc + 1 / phe_dec
         self.add("encrypt + homomorphic pack + decrypt, per value", "values/s",
                  count / flow_s, 1 / phe_per_value, target=25,
                  note="phe: encrypt + decrypt per value (no packing); ours re-randomises packs")
-        self.pk.precompute_masks(count)
-        pre_s = _best_time(flow, 1)
+        masks = count + PackingSpec().ciphertext_count(count, self.bits)  # values + packs
+        pre_s = _best_time(flow, r, setup=lambda: self.pk.precompute_masks(masks))
+        assert self.pk.precomputed_masks == 0  # later rows must pay for their masks
         self.add("  same, masks precomputed in idle time", "values/s", count / pre_s,
                  1 / phe_per_value, note="precompute_masks() cost excluded (PS idle time)")
         ev = EncryptedVector.encrypt(self.pk, x)
         pv = pack(ev)
-        pack_only = _best_time(lambda: pack(ev), 1)
+        pack_only = _best_time(lambda: pack(ev), r)
         self.add("  homomorphic pack alone, per value", "values/s", count / pack_only,
                  note=f"{pv.spec.slot_bits} squarings per value + 1 mask per ciphertext")
-        dec_packed = _best_time(lambda: self.sk.decrypt_packed(pv), 1)
+        dec_packed = _best_time(lambda: self.sk.decrypt_packed(pv), r)
         self.add("  packed decrypt + unpack, per value", "values/s", count / dec_packed,
                  dec, note=f"{pv.spec.slots_per_ciphertext(self.bits)} values per decryption;"
                  " peer column: our unpacked decrypt")
