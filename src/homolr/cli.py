@@ -163,15 +163,64 @@ def _add_worker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _add_security(p: argparse.ArgumentParser, *, server: bool) -> None:
     p.add_argument(
         "--attestation",
-        choices=("dcap", "none"),
+        choices=("dcap", "simulated", "none"),
         default="dcap",
-        help="dcap: SGX quote via Gramine; none: development mode (must be explicit)",
+        help="dcap: SGX quote via Gramine (default); none: development mode, must be chosen "
+        "explicitly; simulated: synthetic unsigned quotes, for tests only",
     )
     p.add_argument(
         "--insecure",
         action="store_true",
-        help="plaintext gRPC instead of TLS (development only; prints a warning)",
+        help="plaintext gRPC instead of mutual TLS (development only; prints a warning)",
     )
+    p.add_argument(
+        "--mrenclave", help="hex MRENCLAVE the PS must have (worker policy; simulated PS identity)"
+    )
+    if server:
+        p.add_argument(
+            "--attestation-dir",
+            type=Path,
+            default=Path("/dev/attestation"),
+            help="Gramine's attestation interface (default /dev/attestation)",
+        )
+        p.add_argument(
+            "--client-ca", type=Path, help="CA certificate that signed the workers' certificates"
+        )
+        p.add_argument("--allow-workers", help="comma-separated worker ids allowed to take part")
+        p.add_argument(
+            "--sealed-dir",
+            type=Path,
+            help="checkpoint directory (an encrypted mount sealed to MRENCLAVE in SGX)",
+        )
+        p.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue from the checkpoint in --sealed-dir if there is one",
+        )
+        return
+    p.add_argument("--cert", type=Path, help="this worker's client certificate (PEM)")
+    p.add_argument("--key", type=Path, help="this worker's private key (PEM)")
+    p.add_argument("--mrsigner", help="hex MRSIGNER the PS must have (with --isv-prod-id)")
+    p.add_argument("--isv-prod-id", type=int, help="ISVPRODID the PS must have (with --mrsigner)")
+    p.add_argument("--min-isv-svn", type=int, help="lowest ISVSVN accepted (with --mrsigner)")
+    p.add_argument(
+        "--allow-debug", action="store_true", help="accept a debug enclave (never in production)"
+    )
+    p.add_argument(
+        "--allow-outdated-tcb",
+        action="store_true",
+        help="accept DCAP verdicts that ask for a TCB update (e.g. OUT_OF_DATE)",
+    )
+
+
+def _add_certs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("certs", help="create a development CA and worker client certificates")
+    p.add_argument(
+        "--out", type=Path, required=True, help="directory for ca.pem and worker-<id>.pem/.key"
+    )
+    p.add_argument("--workers", required=True, help="comma-separated worker ids, e.g. guest,host")
+    p.add_argument("--days", type=int, default=365, help="validity in days")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing CA in --out")
 
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -204,7 +253,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="homolr", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_ps, _add_worker, _add_demo, _add_predict, _add_bench):
+    for add in (_add_ps, _add_worker, _add_demo, _add_predict, _add_certs, _add_bench):
         add(sub)
     return parser
 
@@ -217,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker": _cmd_worker,
         "demo": _cmd_demo,
         "predict": _cmd_predict,
+        "certs": _cmd_certs,
         "bench": _cmd_bench,
     }
     try:
@@ -254,6 +304,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from homolr.commands import predict_command
 
     return predict_command(args)
+
+
+def _cmd_certs(args: argparse.Namespace) -> int:
+    from homolr.commands import certs_command
+
+    return certs_command(args)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

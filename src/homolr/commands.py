@@ -21,12 +21,8 @@ def mode_defaults(mode: str) -> Mapping[str, float | int | str]:
     return ENCRYPTED_DEFAULTS if mode == "encrypted" else AGGREGATE_DEFAULTS
 
 
-INSECURE_WARNING = (
-    "WARNING: --insecure: gRPC traffic is NOT encrypted or authenticated (development only)."
-)
-UNVERIFIED_WARNING = (
-    "WARNING: --attestation none: the PS is NOT verified; this worker encrypts for an unattested key "
-    "(development only)."
+SIMULATED_WARNING = (
+    "WARNING: --attestation simulated: synthetic, unsigned quotes for tests; NO attestation at all."
 )
 
 
@@ -34,15 +30,30 @@ def _warn(command: str, text: str) -> None:
     print(f"homolr {command}: {text}", file=sys.stderr, flush=True)
 
 
-def _require_dev_security(command: str, args: argparse.Namespace) -> None:
-    if args.attestation != "none" or not args.insecure:
-        raise ConfigError(
-            "attested TLS (--attestation dcap without --insecure) needs the enclave deployment; "
-            "for development on this machine pass --attestation none --insecure explicitly"
-        )
-    _warn(command, INSECURE_WARNING)
-    if command == "worker":
-        _warn(command, UNVERIFIED_WARNING)
+def _security_warnings(command: str, args: argparse.Namespace) -> None:
+    from homolr.enclave import INSECURE_TRANSPORT_WARNING, NO_ATTESTATION_WARNING
+
+    if args.insecure:
+        _warn(command, INSECURE_TRANSPORT_WARNING)
+    if args.attestation == "none":
+        _warn(command, NO_ATTESTATION_WARNING)
+    if args.attestation == "simulated":
+        _warn(command, SIMULATED_WARNING)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def _allow_list(text: str | None) -> tuple[str, ...]:
+    from homolr.enclave import validate_worker_id
+
+    if not text:
+        return ()
+    return tuple(validate_worker_id(w.strip()) for w in text.split(",") if w.strip())
 
 
 def _pick(args: argparse.Namespace, name: str, defaults: Mapping[str, Any]) -> Any:
@@ -86,11 +97,45 @@ def build_plan(args: argparse.Namespace) -> TrainingPlan:
 
 
 def ps_command(args: argparse.Namespace) -> int:
-    from homolr.server.app import PsConfig, ServerSecurity, run_ps
+    import uuid
 
-    _require_dev_security("ps", args)
+    from homolr.crypto import generate_keypair
+    from homolr.enclave import SealedStore, generate_server_identity, parse_measurement
+    from homolr.server.app import PsConfig, PsKeys, run_ps
+    from homolr.server.checkpoint import load_checkpoint
+    from homolr.server.security import make_server_security, quote_provider
+
     plan = build_plan(args)
-    plan.validate()
+    allowed = _allow_list(args.allow_workers)
+    if not args.insecure and (args.client_ca is None or not allowed):
+        raise ConfigError(
+            "mTLS needs --client-ca (the CA that signed the workers' certificates, see 'homolr certs') "
+            "and --allow-workers ID,ID; or pass --insecure for development"
+        )
+    if args.resume and args.sealed_dir is None:
+        raise ConfigError("--resume needs --sealed-dir (where the checkpoint is)")
+    _security_warnings("ps", args)
+    store = SealedStore(args.sealed_dir) if args.sealed_dir is not None else None
+    resume = load_checkpoint(store) if store is not None and args.resume else None
+    if args.resume and resume is None:
+        _warn("ps", f"--resume: no checkpoint in {args.sealed_dir}; starting a new run")
+    if resume is not None:
+        tls = resume.tls_identity or (None if args.insecure else generate_server_identity())
+        keys = PsKeys(resume.private_key, resume.run_id, None if args.insecure else tls)
+    else:
+        _, private_key = generate_keypair(args.key_bits)
+        keys = PsKeys(
+            private_key, uuid.uuid4().hex, None if args.insecure else generate_server_identity()
+        )
+    simulated = parse_measurement("--mrenclave", args.mrenclave) or bytes(32)
+    security = make_server_security(
+        public_key=keys.private_key.public_key,
+        provider=quote_provider(args.attestation, args.attestation_dir, simulated),
+        attestation=args.attestation,
+        tls_identity=keys.tls_identity,
+        client_ca_pem=None if args.insecure else _read(args.client_ca, "--client-ca"),
+        allowed_workers=allowed,
+    )
     config = PsConfig(
         plan=plan,
         validate_set=args.validate_set,
@@ -100,10 +145,8 @@ def ps_command(args: argparse.Namespace) -> int:
         out_dir=args.out,
         port_file=args.port_file,
         join_timeout_s=args.join_timeout,
-        insecure=args.insecure,
-        attestation=args.attestation,
     )
-    return run_ps(config, ServerSecurity(attestation_type="none"))
+    return run_ps(config, keys, security, store=store, resume=resume)
 
 
 def _target(server: str, port: int | None) -> str:
@@ -112,32 +155,76 @@ def _target(server: str, port: int | None) -> str:
     return f"{server}:{port if port is not None else 50051}"
 
 
+def _worker_security(args: argparse.Namespace) -> object:
+    from homolr.enclave import AttestationPolicy, DcapVerifier, SimulatedQuoteVerifier
+    from homolr.worker.security import ClientIdentity, WorkerSecurity
+
+    identity = None
+    if not args.insecure:
+        if args.cert is None or args.key is None:
+            raise ConfigError(
+                "mTLS needs --cert and --key (this worker's certificate, see 'homolr certs'); "
+                "or pass --insecure for development"
+            )
+        identity = ClientIdentity(_read(args.cert, "--cert"), _read(args.key, "--key"))
+    if args.attestation == "none":
+        return WorkerSecurity(identity, None, None)
+    policy = AttestationPolicy.from_strings(
+        mrenclave=args.mrenclave or None,
+        mrsigner=args.mrsigner or None,
+        isv_prod_id=args.isv_prod_id,
+        min_isv_svn=args.min_isv_svn,
+        allow_debug=args.allow_debug,
+    )
+    verifier = (
+        SimulatedQuoteVerifier()
+        if args.attestation == "simulated"
+        else DcapVerifier(allow_outdated_tcb=args.allow_outdated_tcb)
+    )
+    return WorkerSecurity(identity, policy, verifier)
+
+
 def worker_command(args: argparse.Namespace) -> int:
     from homolr.learning import load_csv
     from homolr.protocol.messages import ServerInfo
     from homolr.worker.loop import run_worker
-    from homolr.worker.transport import Connection
+    from homolr.worker.security import WorkerSecurity, open_connection, verify_server
 
-    _require_dev_security("worker", args)
+    security = _worker_security(args)
+    assert isinstance(security, WorkerSecurity)
+    _security_warnings("worker", args)
     dataset = load_csv(args.train_set)
     target = _target(args.server, args.port)
 
     def log(text: str) -> None:
         print(f"homolr worker {args.worker_id}: {text}", file=sys.stderr, flush=True)
 
-    def verify(info: ServerInfo) -> None:
-        if info.attestation_type != "none":
-            raise ConfigError(
-                f"the PS offers attestation '{info.attestation_type}' but this worker runs "
-                "with --attestation none"
-            )
+    connection, pinned = open_connection(target, security, retry_budget_s=args.retry_budget)
 
-    with Connection(target, retry_budget_s=args.retry_budget) as connection:
+    def verify(info: ServerInfo) -> None:
+        log(verify_server(info, pinned, security))
+
+    with connection:
         outcome = run_worker(connection, dataset, args.worker_id, verify=verify, log=log)
     log(
         f"done: {outcome.rounds_submitted} rounds submitted, {outcome.rounds_refused} refused, "
         f"{outcome.seconds:.1f} s; PS said: {outcome.reason}"
     )
+    return 0
+
+
+def certs_command(args: argparse.Namespace) -> int:
+    from homolr.enclave import write_dev_pki
+
+    workers = _allow_list(args.workers)
+    if not workers:
+        raise ConfigError("--workers needs at least one worker id, e.g. --workers guest,host")
+    pki = write_dev_pki(args.out, workers, days=args.days, overwrite=args.overwrite)
+    print(
+        f"development CA: {pki.ca_certificate_path} (key {pki.ca_private_key_path}; keep it offline)"
+    )
+    for worker_id, creds in sorted(pki.workers.items()):
+        print(f"worker {worker_id}: --cert {creds.certificate_path} --key {creds.private_key_path}")
     return 0
 
 
@@ -166,6 +253,7 @@ def _write_predictions(path: Path, ids: object, proba: np.ndarray, pred: np.ndar
 
 __all__ = [
     "build_plan",
+    "certs_command",
     "mode_defaults",
     "predict_command",
     "ps_command",

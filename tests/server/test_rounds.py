@@ -132,4 +132,16 @@ def test_collect_returns_early_when_stopped() -> None:
     started = time.monotonic()
     c.collect(timeout=30, stop=stop)
     assert time.monotonic() - started < 5
-    assert c.active_workers() == ("a",)  # stopping is no fault of the worker: it still gets the end notice
+    assert c.active_workers() == (
+        "a",
+    )  # stopping is no fault of the worker: it still gets the end notice
+
+
+def test_a_worker_ahead_of_a_resumed_ps_is_handed_the_open_round_again() -> None:
+    c = _coordinator()
+    c.restore_workers({"a": 10, "b": 10})  # a resumed PS: round 4 is open again
+    c.publish(_model(4))
+    got = c.wait_model("a", 5, timeout=0.05)  # a submitted round 4 to the PS that died
+    assert got is not None and got.header.round == 4
+    c.submit("a", 4, "again")
+    assert c.wait_model("a", 5, timeout=0.05) is None  # now it waits for round 5 as usual

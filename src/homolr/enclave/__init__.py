@@ -35,6 +35,7 @@ from homolr.enclave.sealing import (
 from homolr.enclave.tls import (
     CHANNEL_OPTIONS,
     SERVER_NAME,
+    ClientCertificateRefused,
     DevCA,
     DevPki,
     ServerIdentity,
@@ -86,6 +87,7 @@ __all__ = [
     "AttestationOutcome",
     "AttestationPolicy",
     "Attributes",
+    "ClientCertificateRefused",
     "DcapVerifier",
     "DevCA",
     "DevPki",

@@ -514,11 +514,43 @@ def fetch_server_certificate(
             context.wrap_socket(raw, server_hostname=SERVER_NAME) as tls,
         ):
             der = tls.getpeercert(binary_form=True)
-    except (OSError, ssl.SSLError) as error:
+            if client_cert_pem is not None:
+                _check_client_accepted(tls, host, port)
+    except ClientCertificateRefused:
+        raise
+    except ssl.SSLError as error:
+        raise TransportError(f"TLS handshake with {host}:{port} failed: {error}") from None
+    except OSError as error:
         raise TransportError(f"TLS handshake with {host}:{port} failed: {error}") from None
     if not der:
         raise TransportError(f"TLS handshake with {host}:{port}: server sent no certificate")
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+
+
+class ClientCertificateRefused(TransportError):
+    """The PS completed the handshake, then refused this worker's client certificate: retrying
+    cannot help."""
+
+
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def _check_client_accepted(tls: ssl.SSLSocket, host: str, port: int) -> None:
+    """In TLS 1.3 the server judges the client certificate after the client's handshake is done:
+    send the HTTP/2 preface and read the server's first frame, so a refusal shows up here as the
+    server's alert (e.g. unknown CA) instead of as an anonymous closed socket later."""
+    tls.sendall(_HTTP2_PREFACE)
+    try:
+        first = tls.recv(1)
+    except ssl.SSLError as error:
+        raise ClientCertificateRefused(
+            f"the PS at {host}:{port} refused this worker's client certificate ({error.reason or error})"
+        ) from None
+    if not first:
+        raise ClientCertificateRefused(
+            f"the PS at {host}:{port} refused this worker's client certificate: it closed the "
+            "connection after the TLS handshake (certificate not signed by the PS's --client-ca?)"
+        )
 
 
 def _load_client_chain(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
@@ -563,6 +595,7 @@ __all__ = [
     "CHANNEL_OPTIONS",
     "SERVER_NAME",
     "WORKER_URI_PREFIX",
+    "ClientCertificateRefused",
     "DevCA",
     "DevPki",
     "ServerIdentity",

@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import threading
-import uuid
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, replace
@@ -20,16 +19,24 @@ from types import FrameType
 
 import grpc
 
-from homolr.crypto import PackedVector, PrivateKey, generate_keypair
+from homolr.crypto import PackedVector, PrivateKey
 from homolr.enclave.keyholder import KeyHolder
+from homolr.enclave.sealing import SealedStore
+from homolr.enclave.tls import ServerIdentity
 from homolr.learning import Dataset, LogisticModel, load_csv
 from homolr.protocol.messages import PROTOCOL_VERSION, ServerInfo, TrainingPlan
 from homolr.protocol.service import add_servicer
+from homolr.server.checkpoint import Checkpoint, check_same_plan, save_checkpoint
 from homolr.server.reporting import Reporter
 from homolr.server.rounds import RoundCoordinator
-from homolr.server.servicer import Authenticator, Servicer
+from homolr.server.security import ServerSecurity
+from homolr.server.servicer import Servicer
 from homolr.server.training import Trainer, TrainingOutcome, TrainingState, WireCounter
 from homolr.worker.transport import MAX_MESSAGE_BYTES
+
+#: gRPC handler threads: each worker holds at most a long-poll and a submission at once; the
+#: Gramine manifest's sgx.max_threads is sized for this number.
+RPC_THREADS = 10
 
 DEV_MODE_BANNER = (
     "*** DEVELOPMENT MODE: this PS is NOT running in an attested SGX enclave (--attestation none). "
@@ -47,30 +54,15 @@ class PsConfig:
     out_dir: Path | None = None
     port_file: Path | None = None
     join_timeout_s: float = 300.0
-    insecure: bool = True
-    attestation: str = "none"
 
 
 @dataclass(frozen=True)
-class ServerSecurity:
-    """What the transport and the attestation contribute to the PS (TLS, quote, client auth)."""
-
-    credentials: grpc.ServerCredentials | None = None
-    tls_certificate: bytes = b""
-    quote: bytes = b""
-    attestation_type: str = "none"
-    authenticate: Authenticator | None = None
-
-
-@dataclass(frozen=True)
-class Restored:
-    """State restored from a sealed checkpoint (``homolr ps --resume``)."""
+class PsKeys:
+    """The PS's secrets for this run: fresh, or restored from the sealed checkpoint."""
 
     private_key: PrivateKey
     run_id: str
-    next_round: int
-    weights: list[float]
-    workers: dict[str, int]
+    tls_identity: ServerIdentity | None = None
 
 
 def plan_for(plan: TrainingPlan, validation: Dataset) -> TrainingPlan:
@@ -153,25 +145,25 @@ def _plan_document(plan: TrainingPlan) -> dict[str, object]:
 
 def run_ps(
     config: PsConfig,
+    keys: PsKeys,
     security: ServerSecurity,
     *,
-    restored: Restored | None = None,
-    on_round_end: Callable[[TrainingState, PrivateKey, str], None] | None = None,
+    store: SealedStore | None = None,
+    resume: Checkpoint | None = None,
 ) -> int:
+    """Serve one training run to its end; write ``model.json``; return the exit status."""
     log = _stderr_log
     if security.attestation_type == "none":
         log(DEV_MODE_BANNER)
     validation = load_csv(config.validate_set)
     plan = plan_for(config.plan, validation)
-    if restored is None:
-        _, private_key = generate_keypair(config.key_bits)
-        run_id = uuid.uuid4().hex
-    else:
-        private_key, run_id = restored.private_key, restored.run_id
-    key_holder = KeyHolder(private_key, min_workers=plan.min_workers)
+    if resume is not None:
+        check_same_plan(resume.plan, plan)
+        log(f"resuming run {keys.run_id} at round {resume.next_round} from the sealed checkpoint")
+    key_holder = KeyHolder(keys.private_key, min_workers=plan.min_workers)
     info = ServerInfo(
         protocol_version=PROTOCOL_VERSION,
-        run_id=run_id,
+        run_id=keys.run_id,
         public_key=key_holder.public_key.to_bytes(),
         plan=plan,
         attestation_type=security.attestation_type,
@@ -181,8 +173,8 @@ def run_ps(
     coordinator: RoundCoordinator[PackedVector] = RoundCoordinator(
         n_features=plan.n_features, expected_workers=plan.expected_workers
     )
-    if restored is not None:
-        coordinator.restore_workers(restored.workers)
+    if resume is not None:
+        coordinator.restore_workers(resume.workers)
     wire = WireCounter()
     servicer = Servicer(
         info=info,
@@ -191,25 +183,19 @@ def run_ps(
         wire=wire,
         authenticate=security.authenticate,
     )
-    threads = max(8, 3 * plan.expected_workers + 4)
     server, port = start_grpc_server(
-        servicer, config.host, config.port, security.credentials, threads
+        servicer, config.host, config.port, security.credentials, RPC_THREADS
     )
     if config.port_file is not None:
         _write_atomically(config.port_file, f"{port}\n")
     log(
-        f"listening on {config.host}:{port} ({'insecure' if security.credentials is None else 'TLS'}); "
-        f"run {run_id}; {plan.mode} mode; waiting for {plan.expected_workers} workers"
+        f"listening on {config.host}:{port} ({'insecure' if security.credentials is None else 'mTLS'}); "
+        f"run {keys.run_id}; {plan.mode} mode; waiting for {plan.expected_workers} workers"
     )
     stop = threading.Event()
     install_signal_handlers(stop, log)
     reporter = Reporter(plan.iterations, config.out_dir)
-    callback = None
-    if on_round_end is not None:
-
-        def callback(state: TrainingState) -> None:
-            on_round_end(state, private_key, run_id)
-
+    checkpoint = None if store is None else _checkpointer(store, keys, plan)
     trainer = Trainer(
         plan,
         key_holder,
@@ -219,9 +205,9 @@ def run_ps(
         stop=stop,
         wire=wire,
         join_timeout_s=config.join_timeout_s,
-        start_round=0 if restored is None else restored.next_round,
-        start_weights=None if restored is None else restored.weights,  # type: ignore[arg-type]
-        on_round_end=callback,
+        start_round=0 if resume is None else resume.next_round,
+        start_weights=None if resume is None else resume.weights,
+        on_round_end=checkpoint,
     )
     try:
         outcome = trainer.run()
@@ -229,7 +215,7 @@ def run_ps(
         reporter.close()
         server.stop(grace=2.0).wait()
     if config.out_dir is not None:
-        path = save_model(config.out_dir, outcome, plan, key_holder.public_key.n_bits, run_id)
+        path = save_model(config.out_dir, outcome, plan, key_holder.public_key.n_bits, keys.run_id)
         log(f"model written to {path}")
     m = outcome.final_metrics
     log(
@@ -237,6 +223,26 @@ def run_ps(
         f"loss {m.loss:.4f} auc {m.auc:.4f}"
     )
     return 0
+
+
+def _checkpointer(
+    store: SealedStore, keys: PsKeys, plan: TrainingPlan
+) -> Callable[[TrainingState], None]:
+    def save(state: TrainingState) -> None:
+        save_checkpoint(
+            store,
+            Checkpoint(
+                private_key=keys.private_key,
+                run_id=keys.run_id,
+                plan=plan,
+                next_round=state.next_round,
+                weights=state.weights,
+                workers=state.workers,
+                tls_identity=keys.tls_identity,
+            ),
+        )
+
+    return save
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -249,4 +255,12 @@ def _stderr_log(text: str) -> None:
     print(f"homolr ps: {text}", file=sys.stderr, flush=True)
 
 
-__all__ = ["DEV_MODE_BANNER", "PsConfig", "Restored", "ServerSecurity", "plan_for", "run_ps"]
+__all__ = [
+    "DEV_MODE_BANNER",
+    "RPC_THREADS",
+    "PsConfig",
+    "PsKeys",
+    "plan_for",
+    "run_ps",
+    "save_model",
+]

@@ -90,7 +90,11 @@ class RoundCoordinator(Generic[C]):
             return 0 if self._model is None else self._model.header.round
 
     def wait_model(self, worker_id: str, round: int, timeout: float) -> GlobalModel | None:
-        """Block until a model of round >= ``round`` (or the end) is published; None on timeout."""
+        """Block until a model of round >= ``round`` (or the end) is published; None on timeout.
+
+        A worker that asks for a later round than the open one without having submitted to it
+        gets the open round's model (see :meth:`_owes_open_round`).
+        """
         deadline = self._clock() + timeout
         with self._cond:
             record = self._require_worker(worker_id)
@@ -100,7 +104,9 @@ class RoundCoordinator(Generic[C]):
                     record.saw_finish = True
                     self._cond.notify_all()
                     return GlobalModel(self._finish)
-                if self._model is not None and self._model.header.round >= round:
+                if self._model is not None and (
+                    self._model.header.round >= round or self._owes_open_round(worker_id)
+                ):
                     return self._model
                 remaining = deadline - self._clock()
                 if remaining <= 0:
@@ -197,10 +203,11 @@ class RoundCoordinator(Generic[C]):
             return tuple(sorted(w for w, r in self._workers.items() if r.active))
 
     def restore_workers(self, workers: dict[str, int]) -> None:
-        """Re-register the workers of a resumed run (they are inactive until they reconnect)."""
+        """Re-register the workers of a resumed run; rounds wait for them to reconnect (until a
+        deadline marks the absent ones inactive, as for any worker)."""
         with self._cond:
             for worker_id, n_samples in workers.items():
-                self._workers[worker_id] = WorkerRecord(worker_id, n_samples, active=False)
+                self._workers[worker_id] = WorkerRecord(worker_id, n_samples)
             self._cond.notify_all()
 
     # --- helpers -------------------------------------------------------------------------------
@@ -209,6 +216,12 @@ class RoundCoordinator(Generic[C]):
         if record is None:
             raise RoundError(f"unknown worker '{worker_id}': it has not joined this run")
         return record
+
+    def _owes_open_round(self, worker_id: str) -> bool:
+        """True when the open round still lacks this worker's update although it asks for a later
+        round: it submitted to a PS that was restarted from a checkpoint before that round closed,
+        so it must redo the open round."""
+        return self._open_round is not None and worker_id not in self._submissions
 
     def _all_active_submitted(self) -> bool:
         active = [w for w, r in self._workers.items() if r.active]

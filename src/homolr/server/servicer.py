@@ -5,7 +5,8 @@ domain error                    gRPC status
 ==============================  =======================
 ProtocolError, ConfigError      INVALID_ARGUMENT
 RoundError                      FAILED_PRECONDITION
-worker id not the certificate's PERMISSION_DENIED
+PolicyError (not allow-listed,  PERMISSION_DENIED
+id not the certificate's)
 ==============================  =======================
 
 A refused call changes nothing: the coordinator checks before it stores.
@@ -19,7 +20,7 @@ from typing import NoReturn
 import grpc
 
 from homolr.crypto import PackedVector, PublicKey
-from homolr.errors import ConfigError, HomolrError, ProtocolError, RoundError
+from homolr.errors import ConfigError, HomolrError, PolicyError, ProtocolError, RoundError
 from homolr.protocol import serde
 from homolr.protocol.messages import PENDING_REASON, GlobalModel, ModelHeader, ServerInfo
 from homolr.protocol.service import ParameterServerServicer, pb
@@ -27,14 +28,16 @@ from homolr.server.aggregation import decode_update
 from homolr.server.rounds import RoundCoordinator
 from homolr.server.training import WireCounter
 
-#: Returns the worker id a caller proved (e.g. its client certificate's), or None when the
-#: transport proves none (development mode, --insecure).
+#: Returns the worker id a caller proved (its client certificate's), or raises PolicyError when
+#: the caller may not take part; None (no authenticator) means the transport proves nothing
+#: (development mode, --insecure).
 Authenticator = Callable[[grpc.ServicerContext], str | None]
 
 _STATUS: tuple[tuple[type[HomolrError], grpc.StatusCode], ...] = (
     (ProtocolError, grpc.StatusCode.INVALID_ARGUMENT),
     (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
     (RoundError, grpc.StatusCode.FAILED_PRECONDITION),
+    (PolicyError, grpc.StatusCode.PERMISSION_DENIED),
 )
 
 
@@ -119,9 +122,8 @@ class Servicer(ParameterServerServicer):
             return
         proven = self._authenticate(context)
         if proven != worker_id:
-            context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"worker id '{worker_id}' does not match the client certificate's id '{proven}'",
+            raise PolicyError(
+                f"worker id '{worker_id}' does not match the client certificate's id '{proven}'"
             )
 
     def _check_run(self, run_id: str) -> None:

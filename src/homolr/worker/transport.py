@@ -74,9 +74,7 @@ class Connection:
     def server_info(self) -> ServerInfo:
         msg = self._call(
             "GetServerInfo",
-            lambda: self._stub.GetServerInfo(
-                pb.ServerInfoRequest(), timeout=self._rpc_timeout_s, wait_for_ready=True
-            ),
+            lambda: self._stub.GetServerInfo(pb.ServerInfoRequest(), timeout=self._rpc_timeout_s),
         )
         return serde.server_info_from_proto(msg)
 
