@@ -522,10 +522,6 @@ def test_thread_slots_cover_the_measured_threads(
 # --------------------------------------------------------------------------------------
 # the CLI accepts the measured arguments
 
-# Flags from the deployment brief that `homolr ps` may not accept yet (the lead wires them).
-PENDING_PS_FLAGS = frozenset({"--sealed-dir"})
-
-
 def test_default_ps_args_are_options_of_homolr_ps(production: Mapping[str, Any]) -> None:
     argv = production["loader"]["argv"]
     ps_args = argv[argv.index("ps") + 1 :]
@@ -539,5 +535,5 @@ def test_default_ps_args_are_options_of_homolr_ps(production: Mapping[str, Any])
         pytest.skip("homolr has no CLI yet")
     assert done.returncode == 0, done.stderr
     known = set(re.findall(r"--[a-z][a-z0-9-]*", done.stdout))
-    unknown = {a for a in ps_args if a.startswith("--")} - known - PENDING_PS_FLAGS
+    unknown = {a for a in ps_args if a.startswith("--")} - known
     assert unknown == set(), f"PS_ARGS uses options `homolr ps` does not know: {sorted(unknown)}"
