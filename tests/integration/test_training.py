@@ -134,3 +134,46 @@ def test_aggregate_mode_is_within_one_point_of_centralised_sklearn(
     ours = LogisticModel.load(out / "model.json")
     ours_acc = float(np.mean(ours.predict(t.X) == t.y))
     assert ours_acc >= sk.score(t.X, t.y) - 0.01, (ours_acc, sk.score(t.X, t.y))
+
+
+def test_a_100k_weight_model_travels_in_chunks(cluster: Cluster, tmp_path: Path) -> None:
+    """Secure aggregation of a 100,000-weight model: the packed encrypted uploads (~1.9 MB each)
+    and the float64 broadcasts (800 kB) are streamed in chunks under gRPC's message limits."""
+    from homolr.learning import Dataset, write_csv
+
+    rng = np.random.default_rng(5)
+    d = 99_999
+    names = tuple(f"x{i}" for i in range(d))
+    true_w = rng.normal(size=d)
+    paths = []
+    for name, rows in (("a", 6), ("b", 6), ("val", 4)):
+        X = rng.normal(size=(rows, d))
+        y = (X @ true_w > 0).astype(np.int64)
+        path = tmp_path / f"{name}.csv"
+        write_csv(Dataset(X, y, np.arange(rows), names, name), path)
+        paths.append(path)
+    out = tmp_path / "out"
+    ps = cluster.start_ps(
+        "--workers",
+        "2",
+        "--validate-set",
+        str(paths[2]),
+        "--mode",
+        "aggregate",
+        "--iters",
+        "2",
+        "--eval-every",
+        "1",
+        "--equal-weights",
+        "--round-timeout",
+        "300",
+        "--out",
+        str(out),
+    )
+    workers = [cluster.start_worker("a", paths[0]), cluster.start_worker("b", paths[1])]
+    assert ps.wait(600) == 0, ps.output()
+    assert all(w.wait(60) == 0 for w in workers), [w.output() for w in workers]
+    model = LogisticModel.load(out / "model.json")
+    assert model.coef_.shape == (1, d)
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["bytes"] > 4 * 1024 * 1024  # more than one default gRPC message's worth
