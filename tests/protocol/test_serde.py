@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from homolr.errors import ConfigError, ProtocolError
@@ -117,3 +119,12 @@ def test_bad_worker_ids_are_refused(bad: str) -> None:
 def test_plan_validation_names_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"'{field}'"):
         _plan(**{field: value})
+
+
+def test_an_oversized_announced_payload_is_refused_before_reading_it() -> None:
+    def chunks() -> Iterator[UpdateChunk]:
+        yield from serde.update_to_chunks(Update(UpdateHeader("w1", "r", 0, 1, 1, 1, 1, 1), b"x" * 100))
+        raise AssertionError("the data must not be read")
+
+    with pytest.raises(ProtocolError, match="exceeds the limit of 64"):
+        serde.update_from_chunks(chunks(), max_payload_bytes=64)

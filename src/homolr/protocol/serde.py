@@ -192,8 +192,10 @@ def update_to_chunks(update: Update, chunk_bytes: int = CHUNK_BYTES) -> Iterator
         yield pb.UpdateChunk(data=data)
 
 
-def update_from_chunks(chunks: Iterable[pb.UpdateChunk]) -> Update:
-    first, payload = _join_chunks(chunks, "update")
+def update_from_chunks(
+    chunks: Iterable[pb.UpdateChunk], max_payload_bytes: int = MAX_PAYLOAD_BYTES
+) -> Update:
+    first, payload = _join_chunks(chunks, "update", max_payload_bytes)
     h = first.header
     header = UpdateHeader(
         worker_id=check_worker_id(h.worker_id),
@@ -217,16 +219,21 @@ def _split(payload: bytes, chunk_bytes: int) -> Iterator[bytes]:
 _Chunk = TypeVar("_Chunk", pb.ModelChunk, pb.UpdateChunk)
 
 
-def _join_chunks(chunks: Iterable[_Chunk], what: str) -> tuple[_Chunk, bytes]:
-    """Return the stream's first (header) message and its reassembled payload."""
+def _join_chunks(
+    chunks: Iterable[_Chunk], what: str, max_payload_bytes: int = MAX_PAYLOAD_BYTES
+) -> tuple[_Chunk, bytes]:
+    """Return the stream's first (header) message and its reassembled payload.
+
+    A payload announced larger than ``max_payload_bytes`` is refused before any of it is read.
+    """
     iterator = iter(chunks)
     first = next(iterator, None)
     if first is None or first.WhichOneof("part") != "header":
         raise ProtocolError(f"{what} stream must start with a header")
     expected = first.header.payload_bytes
-    if expected > MAX_PAYLOAD_BYTES:
+    if expected > max_payload_bytes:
         raise ProtocolError(
-            f"{what} payload of {expected} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}"
+            f"{what} payload of {expected} bytes exceeds the limit of {max_payload_bytes}"
         )
     buffer = bytearray()
     for index, chunk in enumerate(iterator, start=1):

@@ -24,7 +24,7 @@ from homolr.errors import ConfigError, HomolrError, PolicyError, ProtocolError, 
 from homolr.protocol import serde
 from homolr.protocol.messages import PENDING_REASON, GlobalModel, ModelHeader, ServerInfo
 from homolr.protocol.service import ParameterServerServicer, pb
-from homolr.server.aggregation import decode_update
+from homolr.server.aggregation import decode_update, expected_ciphertexts
 from homolr.server.rounds import RoundCoordinator
 from homolr.server.training import WireCounter
 
@@ -68,6 +68,7 @@ class Servicer(ParameterServerServicer):
         self._wire = wire
         self._authenticate = authenticate
         self._poll_s = poll_s
+        self._max_update_bytes = expected_ciphertexts(info.plan, public_key) * public_key.ciphertext_bytes
 
     def GetServerInfo(
         self, request: pb.ServerInfoRequest, context: grpc.ServicerContext
@@ -107,7 +108,7 @@ class Servicer(ParameterServerServicer):
         self, request_iterator: Iterator[pb.UpdateChunk], context: grpc.ServicerContext
     ) -> pb.SubmitReply:
         try:
-            update = serde.update_from_chunks(request_iterator)
+            update = serde.update_from_chunks(request_iterator, self._max_update_bytes)
             self._wire.add(len(update.payload))
             worker_id = update.header.worker_id
             self._authorize(context, worker_id)
