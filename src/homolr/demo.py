@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from homolr.commands import mode_defaults
 from homolr.errors import HomolrError
 from homolr.learning import Dataset, add_bias, demo_split, evaluate, write_csv
 
@@ -103,7 +104,8 @@ def run_demo(
                 _start_worker(name, path, port, out)
                 for name, path in (("guest", guest_path), ("host", host_path))
             ]
-            _follow(ps.stdout, console, total=iters)
+            total = iters if iters is not None else int(mode_defaults(mode)["iterations"])
+            _follow(ps.stdout, console, total=total)
             codes = {"ps": ps.wait(), **{name: w.wait() for name, w in workers}}
         finally:
             for proc in [ps]:
@@ -138,7 +140,7 @@ def _start_worker(name: str, path: Path, port: int, out: Path) -> tuple[str, sub
     return name, proc
 
 
-def _follow(stream: IO[str] | None, console: Console, total: int | None) -> None:
+def _follow(stream: IO[str] | None, console: Console, total: int) -> None:
     assert stream is not None
     with Progress(
         TextColumn("training"),
