@@ -31,6 +31,8 @@ import jinja2
 import jinja2.meta
 import pytest
 
+from homolr.crypto.parallel import WORKERS_ENV
+
 REPO = Path(__file__).resolve().parents[2]
 GRAMINE_DIR = REPO / "deploy" / "gramine"
 TEMPLATE = GRAMINE_DIR / "homolr-ps.manifest.template"
@@ -432,7 +434,7 @@ def test_environment_bounds_threads_and_keeps_the_ps_in_process(
     env = production["loader"]["env"]
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         assert env[name] == "1", name
-    assert env["HOMOLR_CRYPTO_PROCESSES"] == "1"
+    assert env[WORKERS_ENV] == "0"  # the crypto pool stays off: no fork inside the enclave
     assert env["JOBLIB_MULTIPROCESSING"] == "0"
     assert 1 <= int(env["MALLOC_ARENA_MAX"]) <= 4
     assert production["sys"]["disallow_subprocesses"] is True
