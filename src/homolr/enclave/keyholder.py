@@ -85,9 +85,11 @@ class KeyHolder:
         """Encrypt the global model with fresh randomness at scale ``frac_bits``."""
         return EncryptedVector.encrypt(self.public_key, weights, frac_bits=frac_bits)
 
-    def seal_private_key(self) -> PrivateKey:
-        """Hand the private key to the sealing layer (enclave-internal checkpointing only)."""
-        return self._private_key
+    def prepare_encryptions(self, count: int) -> None:
+        """Precompute the randomness of the next ``count`` encryptions (idle time: workers compute)."""
+        missing = count - self.public_key.precomputed_masks
+        if missing > 0:
+            self.public_key.precompute_masks(missing)
 
 
 __all__ = ["MIN_WORKERS_FLOOR", "AggregateSum", "KeyHolder"]

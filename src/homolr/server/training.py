@@ -148,6 +148,8 @@ class Trainer:
         plan = self._plan
         self._coordinator.publish(self._model_message(r))
         self._reporter.advance(r, f"round {r}: waiting for workers")
+        if plan.mode == "encrypted":  # while the workers compute: randomness of the next Enc(w)
+            self._keys.prepare_encryptions(plan.n_weights)
         result = self._coordinator.collect(plan.round_timeout_s, stop=self._stop)
         if self._stop.is_set():
             return "stopped by signal"
