@@ -125,14 +125,33 @@ class Bench:
         keygen_phe, (self.phe_pk, self.phe_sk) = _timed(
             lambda: paillier.generate_paillier_keypair(n_length=bits)
         )
-        self.add("key generation", "s", keygen_ours, keygen_phe, higher_is_better=False,
-                 note="one key pair, single sample (noisy)")
+        self.add(
+            "key generation",
+            "s",
+            keygen_ours,
+            keygen_phe,
+            higher_is_better=False,
+            note="one key pair, single sample (noisy)",
+        )
         table_s = _best_time(lambda: self.pk.raw_encrypt(0), 1)  # first use builds the table
-        self.add("fixed-base table build (one-time, per key)", "ms", table_s * 1e3,
-                 note=f"{bits // 16} windows x 256 residues mod n^2")
+        self.add(
+            "fixed-base table build (one-time, per key)",
+            "ms",
+            table_s * 1e3,
+            note=f"{bits // 16} windows x 256 residues mod n^2",
+        )
 
-    def add(self, name: str, unit: str, ours: float, peer: float | None = None, *,
-            higher_is_better: bool = True, target: float | None = None, note: str = "") -> Row:
+    def add(
+        self,
+        name: str,
+        unit: str,
+        ours: float,
+        peer: float | None = None,
+        *,
+        higher_is_better: bool = True,
+        target: float | None = None,
+        note: str = "",
+    ) -> Row:
         row = Row(name, unit, ours, peer, higher_is_better, target, note)
         self.rows.append(row)
         return row
@@ -149,16 +168,27 @@ class Bench:
         phe_x = [float(v) for v in self.values(s.phe_encrypt)]
         phe_enc_s = _best_time(lambda: [self.phe_pk.encrypt(v) for v in phe_x], r)
         enc, phe_enc = s.encrypt / enc_s, s.phe_encrypt / phe_enc_s
-        self.add("encrypt (float -> ciphertext)", "ops/s", enc, phe_enc, target=12,
-                 note="fresh DJN mask per value, no precomputed masks")
+        self.add(
+            "encrypt (float -> ciphertext)",
+            "ops/s",
+            enc,
+            phe_enc,
+            target=12,
+            note="fresh DJN mask per value, no precomputed masks",
+        )
 
         ev = EncryptedVector.encrypt(self.pk, self.values(s.decrypt))
         dec_s = _best_time(lambda: self.sk.decrypt_vector(ev), r)
         phe_numbers = [self.phe_pk.encrypt(float(v)) for v in self.values(s.phe_decrypt)]
         phe_dec_s = _best_time(lambda: [self.phe_sk.decrypt(c) for c in phe_numbers], r)
         dec, phe_dec = s.decrypt / dec_s, s.phe_decrypt / phe_dec_s
-        self.add("decrypt (ciphertext -> float)", "ops/s", dec, phe_dec,
-                 note="both CRT mod p^2, q^2; same gmpy2 powmod underneath")
+        self.add(
+            "decrypt (ciphertext -> float)",
+            "ops/s",
+            dec,
+            phe_dec,
+            note="both CRT mod p^2, q^2; same gmpy2 powmod underneath",
+        )
 
         c1, c2 = ev.ciphertexts[0], ev.ciphertexts[1]
         add_s = _best_time(lambda: [self.pk.raw_add(c1, c2) for _ in range(s.adds)], r)
@@ -168,10 +198,14 @@ class Bench:
 
         self._pack_rows(dec, phe_enc, phe_dec)
         self._matvec_rows()
-        self.add("ciphertext on the wire", "B", float(self.pk.ciphertext_bytes),
-                 float(len(str(phe_numbers[0].ciphertext(be_secure=False)))),
-                 higher_is_better=False,
-                 note="ours fixed-width big-endian; phe has no wire form (decimal str shown)")
+        self.add(
+            "ciphertext on the wire",
+            "B",
+            float(self.pk.ciphertext_bytes),
+            float(len(str(phe_numbers[0].ciphertext(be_secure=False)))),
+            higher_is_better=False,
+            note="ours fixed-width big-endian; phe has no wire form (decimal str shown)",
+        )
 
     def _pack_rows(self, dec: float, phe_enc: float, phe_dec: float) -> None:
         count, r = self.sizes.pack_values, self.sizes.repeats
@@ -184,23 +218,42 @@ class Bench:
 
         flow_s = _best_time(flow, r)
         phe_per_value = 1 / phe_enc + 1 / phe_dec
-        self.add("encrypt + homomorphic pack + decrypt, per value", "values/s",
-                 count / flow_s, 1 / phe_per_value, target=25,
-                 note="phe: encrypt + decrypt per value (no packing); ours re-randomises packs")
+        self.add(
+            "encrypt + homomorphic pack + decrypt, per value",
+            "values/s",
+            count / flow_s,
+            1 / phe_per_value,
+            target=25,
+            note="phe: encrypt + decrypt per value (no packing); ours re-randomises packs",
+        )
         masks = count + PackingSpec().ciphertext_count(count, self.bits)  # values + packs
         pre_s = _best_time(flow, r, setup=lambda: self.pk.precompute_masks(masks))
         assert self.pk.precomputed_masks == 0  # later rows must pay for their masks
-        self.add("  same, masks precomputed in idle time", "values/s", count / pre_s,
-                 1 / phe_per_value, note="precompute_masks() cost excluded (PS idle time)")
+        self.add(
+            "  same, masks precomputed in idle time",
+            "values/s",
+            count / pre_s,
+            1 / phe_per_value,
+            note="precompute_masks() cost excluded (PS idle time)",
+        )
         ev = EncryptedVector.encrypt(self.pk, x)
         pv = pack(ev)
         pack_only = _best_time(lambda: pack(ev), r)
-        self.add("  homomorphic pack alone, per value", "values/s", count / pack_only,
-                 note=f"{pv.spec.slot_bits} squarings per value + 1 mask per ciphertext")
+        self.add(
+            "  homomorphic pack alone, per value",
+            "values/s",
+            count / pack_only,
+            note=f"{pv.spec.slot_bits} squarings per value + 1 mask per ciphertext",
+        )
         dec_packed = _best_time(lambda: self.sk.decrypt_packed(pv), r)
-        self.add("  packed decrypt + unpack, per value", "values/s", count / dec_packed,
-                 dec, note=f"{pv.spec.slots_per_ciphertext(self.bits)} values per decryption;"
-                 " peer column: our unpacked decrypt")
+        self.add(
+            "  packed decrypt + unpack, per value",
+            "values/s",
+            count / dec_packed,
+            dec,
+            note=f"{pv.spec.slots_per_ciphertext(self.bits)} values per decryption;"
+            " peer column: our unpacked decrypt",
+        )
 
     def _matvec_rows(self) -> None:
         k = N_TRAIN_WEIGHTS
@@ -221,24 +274,40 @@ class Bench:
             return out
 
         phe = _best_time(phe_loop, self.sizes.phe_matvec_repeats)
-        self.add(f"{k}x{k} plaintext matrix x encrypted vector", "ms", ours * 1e3, phe * 1e3,
-                 higher_is_better=False, target=20,
-                 note="phe: EncryptedNumber * float summed per row; entries U(-2, 2)")
+        self.add(
+            f"{k}x{k} plaintext matrix x encrypted vector",
+            "ms",
+            ours * 1e3,
+            phe * 1e3,
+            higher_is_better=False,
+            target=20,
+            note="phe: EncryptedNumber * float summed per row; entries U(-2, 2)",
+        )
         realistic = np.eye(k) - 0.15 * (0.25 * _gram(self.rng, k) + 0.01 * np.eye(k))
         ours_real = _best_time(lambda: matvec(realistic, ev), self.sizes.matvec_repeats)
-        self.add("  same, training-like matrix I - eta*(X'X/4m + alpha*I)", "ms",
-                 ours_real * 1e3, phe * 1e3, higher_is_better=False,
-                 note="off-diagonal ~1e-2, diagonal ~1: same 25-bit exponents")
+        self.add(
+            "  same, training-like matrix I - eta*(X'X/4m + alpha*I)",
+            "ms",
+            ours_real * 1e3,
+            phe * 1e3,
+            higher_is_better=False,
+            note="off-diagonal ~1e-2, diagonal ~1: same 25-bit exponents",
+        )
         b = self.values(k)
 
         def iteration() -> None:
             sent = EncryptedVector.encrypt(self.pk, w)  # PS
             upload = pack(matvec(matrix, sent) + b)  # worker
             self.sk.decrypt_packed(upload + upload)  # PS: sum of 2 workers, decrypt
+
         it = _best_time(iteration, self.sizes.matvec_repeats)
-        self.add("encrypted training iteration (31 weights, 1 worker's share)", "ms", it * 1e3,
-                 note=f"PS encrypt + worker matvec/add/pack + PS decrypt; "
-                 f"x{N_ITERATIONS} = {it * N_ITERATIONS:.1f} s")
+        self.add(
+            "encrypted training iteration (31 weights, 1 worker's share)",
+            "ms",
+            it * 1e3,
+            note=f"PS encrypt + worker matvec/add/pack + PS decrypt; "
+            f"x{N_ITERATIONS} = {it * N_ITERATIONS:.1f} s",
+        )
 
     # ------------------------------------------------------------------ process pool
     def pool(self) -> None:
@@ -249,13 +318,22 @@ class Bench:
         x = self.values(s.pool_values)
         pool_s = _best_time(lambda: EncryptedVector.encrypt(self.pk, x), 1)
         single = next(r.ours for r in self.rows if r.name.startswith("encrypt (float"))
-        self.add(f"pool: encrypt {s.pool_values:,} values ({workers} workers)", "ops/s",
-                 s.pool_values / pool_s, single, note="peer column: our single-core rate")
+        self.add(
+            f"pool: encrypt {s.pool_values:,} values ({workers} workers)",
+            "ops/s",
+            s.pool_values / pool_s,
+            single,
+            note="peer column: our single-core rate",
+        )
         big = self.values(s.aggregation_values, scale=1.0)
         agg_s, packed = _timed(lambda: encrypt_packed(self.pk, big))
-        self.add(f"pool: encrypt_packed {s.aggregation_values:,} weights", "s", agg_s,
-                 note=f"{len(packed.ciphertexts):,} ciphertexts, "
-                 f"{len(packed.to_bytes()) / 1e6:.2f} MB on the wire")
+        self.add(
+            f"pool: encrypt_packed {s.aggregation_values:,} weights",
+            "s",
+            agg_s,
+            note=f"{len(packed.ciphertexts):,} ciphertexts, "
+            f"{len(packed.to_bytes()) / 1e6:.2f} MB on the wire",
+        )
         dec_s = _best_time(lambda: self.sk.decrypt_packed(packed + packed), 1)
         self.add(f"pool: decrypt packed sum of {s.aggregation_values:,} weights", "s", dec_s)
 
@@ -319,16 +397,25 @@ def print_table(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"homolr.crypto vs python-paillier 1.5.0, {report['bits']}-bit keys, "
-                  f"{report['machine']}")
+    table = Table(
+        title=f"homolr.crypto vs python-paillier 1.5.0, {report['bits']}-bit keys, "
+        f"{report['machine']}"
+    )
     for column in ("operation", "homolr", "python-paillier", "ratio", "target", "", "note"):
         table.add_column(column, overflow="fold")
     for r in report["rows"]:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.1f}x"
         target = "-" if r["target"] is None else f">= {r['target']:g}x"
         mark = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: ""}[r["passed"]]
-        table.add_row(r["name"], _fmt(r["ours"], r["unit"]), _fmt(r["peer"], r["unit"]),
-                      ratio, target, mark, r["note"])
+        table.add_row(
+            r["name"],
+            _fmt(r["ours"], r["unit"]),
+            _fmt(r["peer"], r["unit"]),
+            ratio,
+            target,
+            mark,
+            r["note"],
+        )
     console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(table)
     console.print(f"targets met: {report['targets_met']} of {report['targets_total']}")

@@ -37,7 +37,9 @@ def main() -> int:
     gen = tmp / "homolr" / "v1"
     for name in ("homolr_pb2.py", "homolr_pb2.pyi", "homolr_pb2_grpc.py"):
         text = (gen / name).read_text()
-        text = re.sub(r"^from homolr\.v1 import homolr_pb2", "from . import homolr_pb2", text, flags=re.M)
+        text = re.sub(
+            r"^from homolr\.v1 import homolr_pb2", "from . import homolr_pb2", text, flags=re.M
+        )
         (OUT / name).write_text(text)
     for path in sorted(tmp.rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()

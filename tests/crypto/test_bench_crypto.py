@@ -27,8 +27,14 @@ def test_quick_benchmark_prints_a_complete_json_report(capsys: pytest.CaptureFix
     assert _load().main(["--quick", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     names = [row["name"] for row in report["rows"]]
-    for expected in ("encrypt (float", "decrypt (", "add (", "encrypt + homomorphic pack",
-                     "31x31 plaintext matrix", "ciphertext on the wire"):
+    for expected in (
+        "encrypt (float",
+        "decrypt (",
+        "add (",
+        "encrypt + homomorphic pack",
+        "31x31 plaintext matrix",
+        "ciphertext on the wire",
+    ):
         assert any(name.startswith(expected) for name in names), expected
     assert report["bits"] == 2048 and report["targets_total"] == 3
     for row in report["rows"]:

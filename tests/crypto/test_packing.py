@@ -66,8 +66,10 @@ def test_pack_unpack_round_trip(values: list[int], n_bits: int) -> None:
 def test_sums_of_packed_plaintexts_unpack_to_slot_sums(data: st.DataObject) -> None:
     contributions = data.draw(st.integers(1, 12))
     length = data.draw(st.integers(0, 30))
-    rows = [data.draw(st.lists(slot_values, min_size=length, max_size=length))
-            for _ in range(contributions)]
+    rows = [
+        data.draw(st.lists(slot_values, min_size=length, max_size=length))
+        for _ in range(contributions)
+    ]
     packed = [pack_ints(row, SPEC, 2048) for row in rows]
     summed = [sum(column) for column in zip(*packed, strict=True)] if length else []
     expected = [sum(column) for column in zip(*rows, strict=True)]
@@ -235,6 +237,4 @@ def test_weights_of_the_reference_model_fit_two_ciphertexts(keypair_2048: KeyPai
     pv = pack(EncryptedVector.encrypt(pk, w))
     assert len(pv.ciphertexts) == 2
     assert len(pv.to_bytes()) == 2 * 512
-    np.testing.assert_array_equal(
-        sk.decrypt_packed(pv), np.rint(np.ldexp(w, 24)) / 2.0**24
-    )
+    np.testing.assert_array_equal(sk.decrypt_packed(pv), np.rint(np.ldexp(w, 24)) / 2.0**24)

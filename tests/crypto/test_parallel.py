@@ -147,7 +147,9 @@ def test_factors_never_reach_command_line_or_environment(pool: None, keypair: Ke
     pk, sk = keypair
     sk.raw_decrypt_many(pk.raw_encrypt_many([1] * BATCH))
     for pid in parallel.worker_pids():
-        exposed = Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/environ").read_bytes()
+        exposed = (
+            Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/environ").read_bytes()
+        )
         for secret in (sk.p, sk.q):
             assert str(secret).encode() not in exposed
             assert format(secret, "x").encode() not in exposed

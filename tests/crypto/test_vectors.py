@@ -118,9 +118,12 @@ def test_numpy_operands_on_the_left_defer_to_the_vector(keypair: KeyPair) -> Non
     pk, sk = keypair
     ev = EncryptedVector.encrypt(pk, [1.0, 2.0])
     plain = np.array([10.0, 20.0])
-    for result, expected in ((plain + ev, [11.0, 22.0]), (plain - ev, [9.0, 18.0]),
-                             (np.array([2, 3]) * ev, [2.0, 6.0]),
-                             (np.float64(2.0) * ev, [2.0, 4.0])):
+    for result, expected in (
+        (plain + ev, [11.0, 22.0]),
+        (plain - ev, [9.0, 18.0]),
+        (np.array([2, 3]) * ev, [2.0, 6.0]),
+        (np.float64(2.0) * ev, [2.0, 4.0]),
+    ):
         assert isinstance(result, EncryptedVector)
         assert sk.decrypt_vector(result).tolist() == expected
 
@@ -302,8 +305,11 @@ def test_multi_products_match_naive_powmods(data: st.DataObject) -> None:
     bits = data.draw(st.sampled_from([1, 8, 30, 63, 64, 130]))  # > 62 exercises chunking
     bases = [gmpy2.next_prime(1000 + 17 * j) for j in range(cols)]
     exps = data.draw(
-        st.lists(st.lists(st.integers(-(2**bits), 2**bits), min_size=cols, max_size=cols),
-                 min_size=rows, max_size=rows)
+        st.lists(
+            st.lists(st.integers(-(2**bits), 2**bits), min_size=cols, max_size=cols),
+            min_size=rows,
+            max_size=rows,
+        )
     )
     assert multi_products(bases, exps, N_SMALL) == naive(bases, exps)
 

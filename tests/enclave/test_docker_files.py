@@ -453,10 +453,15 @@ def test_operator_files_stay_out_of_git() -> None:
 
 def test_worker_commands_use_options_homolr_worker_knows(compose: Mapping[str, Any]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "homolr", "worker", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "homolr", "worker", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     known = set(re.findall(r"--[a-z][a-z0-9-]*", done.stdout))
     for name, service in workers(compose):
         used = {a for a in service["command"] if isinstance(a, str) and a.startswith("--")}
-        assert used <= known, f"{name} uses options `homolr worker` does not know: {sorted(used - known)}"
+        assert used <= known, (
+            f"{name} uses options `homolr worker` does not know: {sorted(used - known)}"
+        )
         assert "--mrenclave" in used and "--cert" in used and "--key" in used, name

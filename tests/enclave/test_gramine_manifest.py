@@ -524,6 +524,7 @@ def test_thread_slots_cover_the_measured_threads(
 # --------------------------------------------------------------------------------------
 # the CLI accepts the measured arguments
 
+
 def test_default_ps_args_are_options_of_homolr_ps(production: Mapping[str, Any]) -> None:
     argv = production["loader"]["argv"]
     ps_args = argv[argv.index("ps") + 1 :]

@@ -123,7 +123,9 @@ def test_plan_validation_names_the_field(field: str, value: object) -> None:
 
 def test_an_oversized_announced_payload_is_refused_before_reading_it() -> None:
     def chunks() -> Iterator[UpdateChunk]:
-        yield from serde.update_to_chunks(Update(UpdateHeader("w1", "r", 0, 1, 1, 1, 1, 1), b"x" * 100))
+        yield from serde.update_to_chunks(
+            Update(UpdateHeader("w1", "r", 0, 1, 1, 1, 1, 1), b"x" * 100)
+        )
         raise AssertionError("the data must not be read")
 
     with pytest.raises(ProtocolError, match="exceeds the limit of 64"):

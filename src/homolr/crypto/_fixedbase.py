@@ -52,9 +52,7 @@ class FixedBaseTable:
         ``exponent`` must be exactly ``exponent_bytes`` long.
         """
         if len(exponent) != self.exponent_bytes:
-            raise ValueError(
-                f"exponent must be {self.exponent_bytes} bytes, got {len(exponent)}"
-            )
+            raise ValueError(f"exponent must be {self.exponent_bytes} bytes, got {len(exponent)}")
         mul = self._ring.mul
         acc = self._first[exponent[0]]
         for row, digit in zip(self._rest, exponent[1:], strict=True):

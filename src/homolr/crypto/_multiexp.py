@@ -83,9 +83,7 @@ def _bit_planes(exponents: Sequence[Sequence[int]], nbits: int) -> npt.NDArray[n
     return planes
 
 
-def _group_indices(
-    planes: npt.NDArray[np.uint8], sizes: Sequence[int]
-) -> list[list[list[int]]]:
+def _group_indices(planes: npt.NDArray[np.uint8], sizes: Sequence[int]) -> list[list[list[int]]]:
     """``out[i][b][k]`` = index into group ``k``'s table for row ``i`` at bit ``b``."""
     nbits, rows, _ = planes.shape
     index = np.zeros((rows, nbits, len(sizes)), dtype=np.int64)
@@ -113,9 +111,7 @@ def _horner_row(
     return ring.one if acc is None else acc
 
 
-def multi_products(
-    bases: Sequence[int], exponents: Sequence[Sequence[int]], n: int
-) -> list[mpz]:
+def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: int) -> list[mpz]:
     """Compute ``prod_j bases[j] ** exponents[i][j] mod n**2`` for every row ``i``.
 
     Parameters

@@ -204,9 +204,7 @@ class PublicKey:
         n = mpz.from_bytes(data[_HEADER.size : _HEADER.size + n_len], "big")
         hs = mpz.from_bytes(data[_HEADER.size + n_len :], "big")
         if n.bit_length() != n_bits:
-            raise ValueError(
-                f"public key bytes: n has {n.bit_length()} bits, header says {n_bits}"
-            )
+            raise ValueError(f"public key bytes: n has {n.bit_length()} bits, header says {n_bits}")
         return cls._checked(n, hs, insecure_small_key)
 
     def to_json(self) -> str:
@@ -418,9 +416,7 @@ class PublicKey:
         """
         value = self.check_range(c, index)
         if gmpy2.gcd(value, self.n) != 1:
-            raise InvalidCiphertextError(
-                f"{_where(index)} shares a factor with n (gcd(c, n) != 1)"
-            )
+            raise InvalidCiphertextError(f"{_where(index)} shares a factor with n (gcd(c, n) != 1)")
         return value
 
     def ciphertexts_to_bytes(self, cs: Sequence[int]) -> bytes:
@@ -475,4 +471,3 @@ def _hex_field(obj: dict[str, Any], name: str) -> mpz:
         return mpz(value, 16)
     except ValueError as exc:
         raise ValueError(f"public key JSON: field {name!r} is not hexadecimal") from exc
-

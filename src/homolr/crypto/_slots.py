@@ -85,9 +85,7 @@ class PackingSpec:
         """Slots that fit below ``2**(n_bits - 1) <= n`` (27 at 2048 bits, 41 at 3072)."""
         slots = (n_bits - 1) // self.slot_bits
         if slots < 1:
-            raise ValueError(
-                f"a {self.slot_bits}-bit slot does not fit a {n_bits}-bit modulus"
-            )
+            raise ValueError(f"a {self.slot_bits}-bit slot does not fit a {n_bits}-bit modulus")
         return slots
 
     def ciphertext_count(self, length: int, n_bits: int) -> int:

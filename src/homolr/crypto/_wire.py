@@ -57,9 +57,7 @@ def ints_from_bytes(data: bytes | memoryview, width: int) -> list[mpz]:
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
     if len(data) % width:
-        raise ValueError(
-            f"byte length {len(data)} is not a multiple of the field width {width}"
-        )
+        raise ValueError(f"byte length {len(data)} is not a multiple of the field width {width}")
     view = memoryview(data)
     return [mpz.from_bytes(view[i : i + width], "big") for i in range(0, len(view), width)]
 

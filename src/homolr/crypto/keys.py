@@ -66,8 +66,18 @@ class PrivateKey:
         ``p * q != n`` or ``p == q``.
     """
 
-    __slots__ = ("_hp", "_hq", "_p_minus_1", "_psquare", "_q_inv", "_q_minus_1", "_qsquare",
-                 "p", "public_key", "q")
+    __slots__ = (
+        "_hp",
+        "_hq",
+        "_p_minus_1",
+        "_psquare",
+        "_q_inv",
+        "_q_minus_1",
+        "_qsquare",
+        "p",
+        "public_key",
+        "q",
+    )
 
     def __init__(self, public_key: PublicKey, p: int, q: int) -> None:
         require_public_key(public_key)
@@ -115,8 +125,13 @@ class PrivateKey:
         key = self.public_key
         checked = [key.check_range(c, index) for index, c in enumerate(cs)]
         return parallel.decrypt(
-            key.to_bytes(), key.key_id(), self.p, self.q, checked,
-            key.plaintext_bytes, key.ciphertext_bytes,
+            key.to_bytes(),
+            key.key_id(),
+            self.p,
+            self.q,
+            checked,
+            key.plaintext_bytes,
+            key.ciphertext_bytes,
         )
 
     # ------------------------------------------------------------------ vectors
@@ -147,8 +162,7 @@ class PrivateKey:
             raise TypeError(f"expected a PackedVector, got {type(pv).__name__}")
         check_same_key(self.public_key, pv.public_key)
         plaintexts = self.raw_decrypt_many(pv.ciphertexts)
-        return unpack_ints(plaintexts, pv.length, pv.spec, pv.contributions,
-                           self.public_key.n_bits)
+        return unpack_ints(plaintexts, pv.length, pv.spec, pv.contributions, self.public_key.n_bits)
 
     def decrypt_packed(self, pv: PackedVector) -> npt.NDArray[np.float64]:
         """Decoded float64 sums (over ``pv.contributions``) of a packed vector, shape (length,)."""
@@ -210,8 +224,12 @@ def generate_keypair(
         p, q = _random_prime(half), _random_prime(half)
         n = p * q
         far_apart = abs(p - q) >> max(half - _MAX_PRIME_GAP_BITS, 0) > 0
-        if (p != q and far_apart and n.bit_length() == n_bits
-                and gmpy2.gcd(n, (p - 1) * (q - 1)) == 1):
+        if (
+            p != q
+            and far_apart
+            and n.bit_length() == n_bits
+            and gmpy2.gcd(n, (p - 1) * (q - 1)) == 1
+        ):
             break
     public_key = PublicKey(n, make_hs(n))
     return public_key, PrivateKey(public_key, p, q)

@@ -249,4 +249,3 @@ def encrypt_packed(
     plaintexts = pack_ints(signed, spec, public_key.n_bits)
     ciphertexts = public_key.raw_encrypt_many(plaintexts)
     return PackedVector._trusted(public_key, ciphertexts, len(signed), frac_bits, spec)
-

@@ -105,9 +105,7 @@ def worker_count() -> int:
     if not configured:
         return _usable_cores()
     if not configured.isdigit():
-        raise ConfigError(
-            f"{WORKERS_ENV} must be a non-negative integer, got {configured!r}"
-        )
+        raise ConfigError(f"{WORKERS_ENV} must be a non-negative integer, got {configured!r}")
     return int(configured)
 
 
@@ -173,8 +171,7 @@ class _Worker:
         if frame is None:
             code = self.process.poll()
             raise CryptoError(
-                f"pool worker pid {self.process.pid} stopped answering ({detail}, "
-                f"exit code {code})"
+                f"pool worker pid {self.process.pid} stopped answering ({detail}, exit code {code})"
             )
         opcode, payload = frame
         if opcode == OP_ERROR:
@@ -244,8 +241,16 @@ def _chunks(count: int, parts: int) -> list[tuple[int, int]]:
 class _Job:
     """One batch split into chunks that idle workers pull until none are left."""
 
-    def __init__(self, load: tuple[int, bytes, bytes], opcode: int, key_id: bytes,
-                 items: Sequence[int], in_width: int, out_width: int, workers: int) -> None:
+    def __init__(
+        self,
+        load: tuple[int, bytes, bytes],
+        opcode: int,
+        key_id: bytes,
+        items: Sequence[int],
+        in_width: int,
+        out_width: int,
+        workers: int,
+    ) -> None:
         self.load, self.opcode, self.key_id = load, opcode, key_id
         self.items, self.in_width, self.out_width = items, in_width, out_width
         parts = max(1, min(workers * _CHUNKS_PER_WORKER, len(items) // _MIN_CHUNK))
@@ -302,8 +307,13 @@ def _run(
     return results
 
 
-def encrypt(public_blob: bytes, key_id: bytes, plaintexts: Sequence[int],
-            plain_width: int, cipher_width: int) -> list[mpz]:
+def encrypt(
+    public_blob: bytes,
+    key_id: bytes,
+    plaintexts: Sequence[int],
+    plain_width: int,
+    cipher_width: int,
+) -> list[mpz]:
     """Encrypt ``plaintexts`` (already range-checked) on the pool.
 
     Parameters
@@ -321,8 +331,15 @@ def encrypt(public_blob: bytes, key_id: bytes, plaintexts: Sequence[int],
     return _run(load, OP_ENCRYPT, key_id, plaintexts, plain_width, cipher_width)
 
 
-def decrypt(public_blob: bytes, key_id: bytes, p: int, q: int, ciphertexts: Sequence[int],
-            plain_width: int, cipher_width: int) -> list[mpz]:
+def decrypt(
+    public_blob: bytes,
+    key_id: bytes,
+    p: int,
+    q: int,
+    ciphertexts: Sequence[int],
+    plain_width: int,
+    cipher_width: int,
+) -> list[mpz]:
     """Decrypt ``ciphertexts`` on the pool; ``p`` and ``q`` travel over the pipes only."""
     p_bytes = mpz(p).to_bytes((int(p).bit_length() + 7) // 8, "big")
     q_bytes = mpz(q).to_bytes((int(q).bit_length() + 7) // 8, "big")

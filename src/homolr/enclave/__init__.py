@@ -71,8 +71,7 @@ NO_ATTESTATION_WARNING = (
 )
 #: Printed when ``--insecure`` disables TLS.
 INSECURE_TRANSPORT_WARNING = (
-    "WARNING: --insecure: gRPC traffic is neither encrypted nor authenticated. "
-    "Development only."
+    "WARNING: --insecure: gRPC traffic is neither encrypted nor authenticated. Development only."
 )
 
 __all__ = [

@@ -70,29 +70,68 @@ class TrainingPlan:
     def validate(self) -> TrainingPlan:
         """Return ``self`` if every field is in range, else raise :class:`ConfigError` naming it."""
         _check(self.mode in MODES, "mode", self.mode, f"one of {', '.join(MODES)}")
-        _check(self.weighting in WEIGHTINGS, "weighting", self.weighting, f"one of {', '.join(WEIGHTINGS)}")
-        _check(self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
+        _check(
+            self.weighting in WEIGHTINGS,
+            "weighting",
+            self.weighting,
+            f"one of {', '.join(WEIGHTINGS)}",
+        )
+        _check(
+            self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {', '.join(SCHEDULES)}"
+        )
         _check(self.iterations >= 1, "iterations", self.iterations, ">= 1")
-        _check(_finite_positive(self.learning_rate), "learning_rate", self.learning_rate, "finite and > 0")
-        _check(math.isfinite(self.alpha) and self.alpha >= 0, "alpha", self.alpha, "finite and >= 0")
+        _check(
+            _finite_positive(self.learning_rate),
+            "learning_rate",
+            self.learning_rate,
+            "finite and > 0",
+        )
+        _check(
+            math.isfinite(self.alpha) and self.alpha >= 0, "alpha", self.alpha, "finite and >= 0"
+        )
         _check(math.isfinite(self.init_weight), "init_weight", self.init_weight, "finite")
         _check(self.eval_every >= 1, "eval_every", self.eval_every, ">= 1")
-        _check(self.min_workers >= 2, "min_workers", self.min_workers,
-               ">= 2 (the key holder never decrypts a single worker's contribution)")
-        _check(self.expected_workers >= self.min_workers, "expected_workers", self.expected_workers,
-               f">= min_workers ({self.min_workers})")
-        _check(_finite_positive(self.round_timeout_s), "round_timeout_s", self.round_timeout_s, "> 0")
+        _check(
+            self.min_workers >= 2,
+            "min_workers",
+            self.min_workers,
+            ">= 2 (the key holder never decrypts a single worker's contribution)",
+        )
+        _check(
+            self.expected_workers >= self.min_workers,
+            "expected_workers",
+            self.expected_workers,
+            f">= min_workers ({self.min_workers})",
+        )
+        _check(
+            _finite_positive(self.round_timeout_s), "round_timeout_s", self.round_timeout_s, "> 0"
+        )
         _check(8 <= self.frac_bits <= 48, "frac_bits", self.frac_bits, "between 8 and 48")
         _check(16 <= self.value_bits <= 256, "value_bits", self.value_bits, "between 16 and 256")
-        _check(1 <= self.headroom_bits <= 20, "headroom_bits", self.headroom_bits, "between 1 and 20")
-        _check(self.expected_workers <= 2**self.headroom_bits, "expected_workers", self.expected_workers,
-               f"<= 2**headroom_bits ({2**self.headroom_bits})")
+        _check(
+            1 <= self.headroom_bits <= 20, "headroom_bits", self.headroom_bits, "between 1 and 20"
+        )
+        _check(
+            self.expected_workers <= 2**self.headroom_bits,
+            "expected_workers",
+            self.expected_workers,
+            f"<= 2**headroom_bits ({2**self.headroom_bits})",
+        )
         _check(self.batch_size >= 0, "batch_size", self.batch_size, ">= 0 (0 = full batch)")
         _check(self.local_epochs >= 1, "local_epochs", self.local_epochs, ">= 1")
-        _check(math.isfinite(self.tolerance) and self.tolerance >= 0, "tolerance", self.tolerance, ">= 0")
+        _check(
+            math.isfinite(self.tolerance) and self.tolerance >= 0,
+            "tolerance",
+            self.tolerance,
+            ">= 0",
+        )
         _check(self.n_features >= 1, "n_features", self.n_features, ">= 1")
-        _check(len(self.feature_names) in (0, self.n_features), "feature_names",
-               len(self.feature_names), f"{self.n_features} names")
+        _check(
+            len(self.feature_names) in (0, self.n_features),
+            "feature_names",
+            len(self.feature_names),
+            f"{self.n_features} names",
+        )
         return self
 
 

@@ -68,7 +68,9 @@ class Servicer(ParameterServerServicer):
         self._wire = wire
         self._authenticate = authenticate
         self._poll_s = poll_s
-        self._max_update_bytes = expected_ciphertexts(info.plan, public_key) * public_key.ciphertext_bytes
+        self._max_update_bytes = (
+            expected_ciphertexts(info.plan, public_key) * public_key.ciphertext_bytes
+        )
 
     def GetServerInfo(
         self, request: pb.ServerInfoRequest, context: grpc.ServicerContext
