@@ -6,12 +6,15 @@ import argparse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from homolr.errors import ConfigError
 from homolr.protocol.messages import TrainingPlan, Weighting
+
+if TYPE_CHECKING:
+    from homolr.worker.security import WorkerSecurity
 
 
 def mode_defaults(mode: str) -> Mapping[str, float | int | str]:
@@ -155,7 +158,7 @@ def _target(server: str, port: int | None) -> str:
     return f"{server}:{port if port is not None else 50051}"
 
 
-def _worker_security(args: argparse.Namespace) -> object:
+def _worker_security(args: argparse.Namespace) -> WorkerSecurity:
     from homolr.enclave import AttestationPolicy, DcapVerifier, SimulatedQuoteVerifier
     from homolr.worker.security import ClientIdentity, WorkerSecurity
 
@@ -188,10 +191,9 @@ def worker_command(args: argparse.Namespace) -> int:
     from homolr.learning import load_csv
     from homolr.protocol.messages import ServerInfo
     from homolr.worker.loop import run_worker
-    from homolr.worker.security import WorkerSecurity, open_connection, verify_server
+    from homolr.worker.security import open_connection, verify_server
 
     security = _worker_security(args)
-    assert isinstance(security, WorkerSecurity)
     _security_warnings("worker", args)
     dataset = load_csv(args.train_set)
     target = _target(args.server, args.port)
