@@ -11,10 +11,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEV = ("--attestation", "none", "--insecure")
+#: The reference solution's hyper-parameters (its iteration count aside).
+REFERENCE_FLAGS = (
+    "--learning-rate",
+    "0.15",
+    "--alpha",
+    "0.01",
+    "--init-weight",
+    "1",
+    "--equal-weights",
+)
 
 
 @dataclass
@@ -108,4 +119,14 @@ def eval_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("iter:")]
 
 
-__all__ = ["DEV", "Cluster", "Proc", "eval_lines"]
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 0.1 s until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+__all__ = ["DEV", "REFERENCE_FLAGS", "Cluster", "Proc", "eval_lines", "wait_for"]

@@ -10,35 +10,17 @@ from __future__ import annotations
 
 import json
 import signal
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from homolr.learning import LogisticModel
-from tests.integration.harness import Cluster, Proc, eval_lines
+from tests.integration.harness import REFERENCE_FLAGS, Cluster, Proc, eval_lines, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MRENCLAVE = "5a" * 32
 OTHER = "77" * 32
-REFERENCE_FLAGS = (
-    "--learning-rate",
-    "0.15",
-    "--alpha",
-    "0.01",
-    "--init-weight",
-    "1",
-    "--equal-weights",
-)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    yield c
-    c.stop_all()
 
 
 def _pki(cluster: Cluster, name: str, workers: str) -> Path:
@@ -151,9 +133,7 @@ def test_sigkilled_ps_resumes_from_its_sealed_checkpoint_to_the_same_model(
         cluster, shared_data, pki, *plan, "--sealed-dir", str(sealed), "--resume", "--out", str(out)
     )
     workers = [_worker(cluster, shared_data, pki, w) for w in ("guest", "host")]
-    deadline = time.monotonic() + 120
-    while len(eval_lines(first.stdout())) < 12 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: len(eval_lines(first.stdout())) >= 12, 120, "twelve evaluated rounds")
     first.kill(signal.SIGKILL)
     first.wait(30)
     saved = json.loads((sealed / "checkpoint.json").read_text())

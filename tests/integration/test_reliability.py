@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -24,34 +23,9 @@ from homolr.protocol import serde
 from homolr.protocol.messages import JoinRequest, Update, UpdateHeader
 from homolr.protocol.service import ParameterServerStub, pb
 from homolr.server.aggregation import expected_ciphertexts, packing_spec
-from tests.integration.harness import Cluster, eval_lines
+from tests.integration.harness import REFERENCE_FLAGS, Cluster, eval_lines, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-REFERENCE_FLAGS = (
-    "--learning-rate",
-    "0.15",
-    "--alpha",
-    "0.01",
-    "--init-weight",
-    "1",
-    "--equal-weights",
-)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    yield c
-    c.stop_all()
-
-
-def _wait_for(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_killed_worker_round_completes_with_the_others(
@@ -82,7 +56,7 @@ def test_killed_worker_round_completes_with_the_others(
     a = cluster.start_worker("a", guest)
     b = cluster.start_worker("b", host)
     c = cluster.start_worker("c", host)
-    _wait_for(lambda: len(eval_lines(ps.stdout())) >= 3, 120, "three evaluated rounds")
+    wait_for(lambda: len(eval_lines(ps.stdout())) >= 3, 120, "three evaluated rounds")
     c.kill()
     assert ps.wait(300) == 0, ps.output()
     assert a.wait(60) == 0 and b.wait(60) == 0
@@ -114,7 +88,7 @@ def test_below_min_workers_the_ps_stops_cleanly_with_the_last_model(
     )
     a = cluster.start_worker("a", shared_data / "breast_homo_guest.csv")
     b = cluster.start_worker("b", shared_data / "breast_homo_host.csv")
-    _wait_for(lambda: len(eval_lines(ps.stdout())) >= 3, 120, "three evaluated rounds")
+    wait_for(lambda: len(eval_lines(ps.stdout())) >= 3, 120, "three evaluated rounds")
     b.kill()
     assert ps.wait(120) == 0, ps.output()
     assert a.wait(60) == 0, a.output()
@@ -223,7 +197,7 @@ def test_sigterm_stops_the_ps_gracefully_and_saves_the_model(
     workers = [
         cluster.start_worker(n, shared_data / f"breast_homo_{n}.csv") for n in ("guest", "host")
     ]
-    _wait_for(lambda: len(eval_lines(ps.stdout())) >= 2, 120, "two evaluated rounds")
+    wait_for(lambda: len(eval_lines(ps.stdout())) >= 2, 120, "two evaluated rounds")
     ps.kill(signal.SIGTERM)
     assert ps.wait(60) == 0, ps.output()
     assert "SIGTERM" in ps.output()

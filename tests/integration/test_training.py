@@ -6,14 +6,13 @@ Keys are real 2048-bit Paillier keys (the CLI refuses smaller ones).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from homolr.learning import LogisticModel, format_eval_line, load_csv, replay_reference
-from tests.integration.harness import Cluster, eval_lines
+from tests.integration.harness import REFERENCE_FLAGS, Cluster, eval_lines
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -24,22 +23,6 @@ PUBLISHED = [
     "iter: 310  acc: 0.921  loss: 0.298",
     "iter: 340  acc: 0.930  loss: 0.297",
 ]
-REFERENCE_FLAGS = (
-    "--learning-rate",
-    "0.15",
-    "--alpha",
-    "0.01",
-    "--init-weight",
-    "1",
-    "--equal-weights",
-)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    yield c
-    c.stop_all()
 
 
 def _files(shared: Path) -> tuple[Path, Path, Path]:
