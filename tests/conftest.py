@@ -13,6 +13,10 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The reference files (../shared/data beside the repository); never copied into the repo."""
-    if not (SHARED_DATA / "breast_homo_guest.csv").is_file():
-        pytest.skip(f"reference data not found at {SHARED_DATA}")
+    names = ("guest", "host", "test")
+    if not all((SHARED_DATA / f"breast_homo_{n}.csv").is_file() for n in names):
+        pytest.skip(
+            f"reference data not found in {SHARED_DATA} (expected breast_homo_guest/host/test.csv "
+            "in ../shared/data beside the repository root)"
+        )
     return SHARED_DATA
