@@ -231,18 +231,18 @@ def certs_command(args: argparse.Namespace) -> int:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    from homolr.learning import LogisticModel, load_csv
+    from homolr.learning import LogisticModel, load_unlabelled_csv
 
     model = LogisticModel.load(args.model)
-    data = load_csv(args.data)
+    data = load_unlabelled_csv(args.data)
     proba = model.predict_proba(data.X)[:, 1]
     pred = (proba >= 0.5).astype(int)
     if args.output is not None:
         _write_predictions(args.output, data.ids, proba, pred)
-    acc = float(np.mean(pred == data.y))
-    print(
-        f"{data.n_samples} rows scored with {args.model}: accuracy {acc:.4f} against the file's labels"
-    )
+    summary = f"{data.n_samples} rows scored with {args.model}"
+    if data.y.size:
+        summary += f": accuracy {float(np.mean(pred == data.y)):.4f} against the file's labels"
+    print(summary + (f"; predictions in {args.output}" if args.output is not None else ""))
     return 0
 
 

@@ -96,7 +96,34 @@ def test_short_encrypted_run_matches_the_plaintext_replay_line_for_line(
         "predict", "predict", "--model", str(out / "model.json"), "--data", str(test)
     )
     assert predict.wait(60) == 0, predict.output()
-    assert "114 rows scored" in predict.stdout()
+    assert "114 rows scored" in predict.stdout() and "accuracy" in predict.stdout()
+    t = load_csv(test)
+    unlabelled = tmp_path / "new.csv"
+    unlabelled.write_text(
+        "id,"
+        + ",".join(t.feature_names)
+        + "\n"
+        + "".join(
+            f"{i}," + ",".join(repr(float(v)) for v in row) + "\n"
+            for i, row in zip(t.ids, t.X, strict=True)
+        )
+    )
+    scores = tmp_path / "scores.csv"
+    scored = cluster.start(
+        "score",
+        "predict",
+        "--model",
+        str(out / "model.json"),
+        "--data",
+        str(unlabelled),
+        "--output",
+        str(scores),
+    )
+    assert scored.wait(60) == 0, scored.output()
+    rows = scores.read_text().splitlines()
+    assert rows[0] == "id,probability,prediction" and len(rows) == 115
+    expected = model.predict(t.X)
+    assert [int(r.split(",")[2]) for r in rows[1:]] == expected.tolist()
 
 
 def test_aggregate_mode_is_within_one_point_of_centralised_sklearn(

@@ -307,3 +307,19 @@ def test_demo_split_with_all_rows_rebuilds_the_reference_features(
 def test_demo_split_rejects_unknown_scaler_fit() -> None:
     with pytest.raises(ConfigError, match="train"):
         demo_split(0, scaler_fit="test")
+
+
+def test_unlabelled_rows_load_for_scoring(tmp_path: Path) -> None:
+    from homolr.learning import load_unlabelled_csv
+
+    path = tmp_path / "new.csv"
+    path.write_text("id,x0,x1\n7,0.5,-1\n8,1.5,2\n")
+    data = load_unlabelled_csv(path)
+    assert data.X.tolist() == [[0.5, -1.0], [1.5, 2.0]]
+    assert data.y.size == 0 and data.ids is not None and data.ids.tolist() == [7, 8]
+    with pytest.raises(DataError, match="no label column 'y'"):
+        load_csv(path)
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("id,y,x0\n1,1,0.5\n2,2,0.1\n")
+    with pytest.raises(DataError, match=r"labelled.csv:3: column 'y'"):
+        load_unlabelled_csv(labelled)  # a y column that is there is still checked

@@ -13,6 +13,7 @@ from homolr.learning.data import (
     add_bias,
     demo_split,
     load_csv,
+    load_unlabelled_csv,
     write_csv,
 )
 from homolr.learning.metrics import (
@@ -66,6 +67,7 @@ __all__ = [
     "learning_rate",
     "linear_update",
     "load_csv",
+    "load_unlabelled_csv",
     "log_loss",
     "logistic_gradient",
     "max_stable_lr",

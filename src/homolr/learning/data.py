@@ -57,7 +57,8 @@ class Dataset:
     X : ndarray of shape (n_samples, n_features), float64
         Feature matrix, without bias column.
     y : ndarray of shape (n_samples,), int64
-        Labels in {0, 1}.
+        Labels in {0, 1}; empty (shape (0,)) for rows to score loaded by
+        :func:`load_unlabelled_csv` from a file without a ``y`` column.
     ids : ndarray of shape (n_samples,), int64, or None
         Row ids when the file has an ``id`` column.
     feature_names : tuple of str, length n_features
@@ -123,7 +124,7 @@ def _decoded_lines(raw: Iterator[bytes], path: str) -> Iterator[str]:
         yield text.removeprefix("\ufeff") if number == 1 else text
 
 
-def _check_header(header: list[str], path: str) -> None:
+def _check_header(header: list[str], path: str, *, require_label: bool = True) -> None:
     """Validate the header row: named columns, no duplicates, a ``y`` column, not data."""
     if all(_is_number(name) for name in header):
         raise DataError(
@@ -140,7 +141,7 @@ def _check_header(header: list[str], path: str) -> None:
                 f"(columns {seen[name]} and {position})"
             )
         seen[name] = position
-    if LABEL_COLUMN not in seen:
+    if require_label and LABEL_COLUMN not in seen:
         raise DataError(
             f"{_where(path, 1)} no label column '{LABEL_COLUMN}' in the header "
             f"(got columns: {', '.join(header)})"
@@ -161,13 +162,13 @@ class _Layout:
     """Column positions resolved from the header."""
 
     names: tuple[str, ...]
-    label: int
+    label: int | None
     id: int | None
     features: tuple[int, ...]
 
     @classmethod
     def from_header(cls, header: list[str]) -> _Layout:
-        label = header.index(LABEL_COLUMN)
+        label = header.index(LABEL_COLUMN) if LABEL_COLUMN in header else None
         id_pos = header.index(ID_COLUMN) if ID_COLUMN in header else None
         feats = tuple(i for i in range(len(header)) if i not in (label, id_pos))
         return cls(tuple(header), label, id_pos, feats)
@@ -256,7 +257,8 @@ def _read_rows(
         if not row:
             continue
         _check_width(row, layout, path, line)
-        labels.append(_parse_label(row[layout.label], path, line))
+        if layout.label is not None:
+            labels.append(_parse_label(row[layout.label], path, line))
         if layout.id is not None:
             ids.append(_parse_id(row[layout.id], path, line))
         features.append(_parse_features(get_features(row), layout, path, line))
@@ -285,10 +287,25 @@ def load_csv(path: str | os.PathLike[str]) -> Dataset:
         feature; a label not in {0, 1}; a non-integer id; no data rows. The message names the
         file, the 1-based line number and the column.
     """
+    return _open_and_load(path, require_label=True)
+
+
+def load_unlabelled_csv(path: str | os.PathLike[str]) -> Dataset:
+    """Load rows to score: like :func:`load_csv`, but the ``y`` column may be absent.
+
+    Returns
+    -------
+    Dataset
+        ``y`` holds the labels when the file has a ``y`` column, else it is empty (shape (0,)).
+    """
+    return _open_and_load(path, require_label=False)
+
+
+def _open_and_load(path: str | os.PathLike[str], *, require_label: bool) -> Dataset:
     name = os.fspath(path)
     try:
         with open(name, "rb") as raw:
-            return _load_stream(raw, name)
+            return _load_stream(raw, name, require_label=require_label)
     except FileNotFoundError:
         raise DataError(f"{name}: file not found") from None
     except IsADirectoryError:
@@ -297,22 +314,23 @@ def load_csv(path: str | os.PathLike[str]) -> Dataset:
         raise DataError(f"{name}: cannot read file ({exc.strerror or exc})") from None
 
 
-def _load_stream(raw: Iterator[bytes], path: str) -> Dataset:
-    """Parse an open binary stream (see :func:`load_csv`)."""
+def _load_stream(raw: Iterator[bytes], path: str, *, require_label: bool = True) -> Dataset:
+    """Parse an open binary stream (see :func:`load_csv`); without a ``y`` column (allowed only
+    when ``require_label`` is false) the labels are an empty array."""
     reader = csv.reader(_decoded_lines(raw, path), strict=True)
     try:
         header = next(reader, None)
         if header is None:
             raise DataError(f"{path}: empty file (expected a header line such as 'id,y,x0,...')")
         header = [name.strip() for name in header]
-        _check_header(header, path)
+        _check_header(header, path, require_label=require_label)
         layout = _Layout.from_header(header)
         features, labels, ids, lines = _read_rows(reader, layout, path, lambda: reader.line_num)
     except csv.Error as exc:
         raise DataError(f"{_where(path, reader.line_num)} malformed CSV ({exc})") from None
-    if not labels:
+    if not lines:
         raise DataError(f"{_where(path, 2)} no data rows after the header")
-    X = np.array(features, dtype=np.float64).reshape(len(labels), len(layout.features))
+    X = np.array(features, dtype=np.float64).reshape(len(lines), len(layout.features))
     _check_finite(X, lines, layout, path)
     return Dataset(
         X=X,
