@@ -177,6 +177,11 @@ def _summary(console: Console, out: Path, seconds: float, train: list[Path], tes
     table.add_row("bytes on the PS's wire", f"{sum(r['bytes'] for r in records):,}")
     table.add_row("wall time", f"{seconds:.1f} s")
     table.add_row("model", str(out / "model.json"))
+    if model.metadata.get("mode") == "encrypted":
+        table.caption = (
+            "encrypted mode trains with the Taylor sigmoid 0.5 + 0.25z (as the reference solution "
+            "does); 'homolr demo --mode aggregate' trains with the exact sigmoid"
+        )
     console.print(table)
 
 
