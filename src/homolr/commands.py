@@ -44,6 +44,15 @@ def _security_warnings(command: str, args: argparse.Namespace) -> None:
         _warn(command, SIMULATED_WARNING)
 
 
+def _check_security_options(args: argparse.Namespace) -> None:
+    """Attestation binds the TLS key into the quote, so it needs TLS: refuse the mix early."""
+    if args.insecure and args.attestation != "none":
+        raise ConfigError(
+            f"--attestation {args.attestation} binds the PS's TLS key into its quote and needs TLS: "
+            "drop --insecure (or use --attestation none --insecure for development)"
+        )
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
@@ -108,6 +117,7 @@ def ps_command(args: argparse.Namespace) -> int:
     from homolr.server.checkpoint import load_checkpoint
     from homolr.server.security import make_server_security, quote_provider
 
+    _check_security_options(args)
     plan = build_plan(args)
     allowed = _allow_list(args.allow_workers)
     if not args.insecure and (args.client_ca is None or not allowed):
@@ -162,6 +172,7 @@ def _worker_security(args: argparse.Namespace) -> WorkerSecurity:
     from homolr.enclave import AttestationPolicy, DcapVerifier, SimulatedQuoteVerifier
     from homolr.worker.security import ClientIdentity, WorkerSecurity
 
+    _check_security_options(args)
     identity = None
     if not args.insecure:
         if args.cert is None or args.key is None:
