@@ -32,6 +32,7 @@ import jinja2.meta
 import pytest
 
 from homolr.crypto.parallel import WORKERS_ENV
+from homolr.server.app import rpc_threads
 
 REPO = Path(__file__).resolve().parents[2]
 GRAMINE_DIR = REPO / "deploy" / "gramine"
@@ -52,7 +53,7 @@ WORKLOAD_ALLOWANCE = 64 * 2**20  # default model: 31 weights x workers ciphertex
 MEMORY_HEADROOM = 1.25
 GRAMINE_THREADS = 3  # IPC thread, async thread, one transient TLS-handshake thread
 GRPC_EVENT_ENGINE_MAX = 16  # PosixEventEngine pool: Clamp(host cores, 4, 16) reserve threads
-GRPC_WORKERS = 10  # the servicer's ThreadPoolExecutor(max_workers=...)
+GRPC_WORKERS = rpc_threads(2)  # the servicer's thread pool for the default two workers
 SPARE_APP_THREADS = 1  # rich's live-refresh thread
 THREAD_HEADROOM = 1.5
 

@@ -34,9 +34,15 @@ from homolr.server.servicer import Servicer
 from homolr.server.training import Trainer, TrainingOutcome, TrainingState, WireCounter
 from homolr.worker.transport import MAX_MESSAGE_BYTES
 
-#: gRPC handler threads: each worker holds at most a long-poll and a submission at once; the
-#: Gramine manifest's sgx.max_threads is sized for this number.
-RPC_THREADS = 10
+#: Fewest gRPC handler threads; the Gramine manifest's sgx.max_threads is sized for this number.
+MIN_RPC_THREADS = 10
+
+
+def rpc_threads(expected_workers: int) -> int:
+    """Handler threads for ``expected_workers``: each worker can hold a long-poll and a submission
+    at once, and a long-poll must never starve another worker's submission."""
+    return max(MIN_RPC_THREADS, 2 * expected_workers + 2)
+
 
 DEV_MODE_BANNER = (
     "*** DEVELOPMENT MODE: this PS is NOT running in an attested SGX enclave (--attestation none). "
@@ -184,7 +190,7 @@ def run_ps(
         authenticate=security.authenticate,
     )
     server, port = start_grpc_server(
-        servicer, config.host, config.port, security.credentials, RPC_THREADS
+        servicer, config.host, config.port, security.credentials, rpc_threads(plan.expected_workers)
     )
     if config.port_file is not None:
         _write_atomically(config.port_file, f"{port}\n")
@@ -257,10 +263,11 @@ def _stderr_log(text: str) -> None:
 
 __all__ = [
     "DEV_MODE_BANNER",
-    "RPC_THREADS",
+    "MIN_RPC_THREADS",
     "PsConfig",
     "PsKeys",
     "plan_for",
+    "rpc_threads",
     "run_ps",
     "save_model",
 ]
