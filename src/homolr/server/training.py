@@ -113,6 +113,7 @@ class Trainer:
     def run(self) -> TrainingOutcome:
         started = self._started = time.monotonic()
         reason, rounds = self._train()
+        self._reporter.advance(rounds, "finished")
         self._coordinator.finish(reason, rounds)
         self._reporter.message(f"training finished after {rounds} rounds: {reason}")
         pending = self._coordinator.wait_finish_seen(timeout=min(10.0, self._plan.round_timeout_s))
