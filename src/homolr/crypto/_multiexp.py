@@ -9,23 +9,41 @@ nothing. Here the work is shared three ways:
    Squarings are shared by all 31 entries of a row (one per bit instead of one per bit and
    entry).
 2. **Subset-product tables per column group.** The columns are cut into groups of ``g``
-   bases; for every group all ``2**g`` subset products are computed once (one
-   multiplication each), so ``S[i, b]`` costs one table lookup and one multiplication per
-   group. The tables are shared by every row and every bit; ``g`` is chosen by a cost
+   bases; for every group the subset products are computed once (one step each, and only
+   those some row looks up), so ``S[i, b]`` costs one table lookup and one multiplication
+   per group. The tables are shared by every row and every bit; ``g`` is chosen by a cost
    model (``g = 8`` for a 31 x 31 matrix with 25-bit entries).
 3. **Signed exponents without inverses per entry.** If some entries are negative, every
    entry of those rows is offset by ``2**B`` (``B`` = bit length of the largest
-   ``|E[i, j]|``), making it non-negative; the offset is removed with one shared inverse
-   ``W**-1``, ``W = (prod_j x[j]) ** (2**B)``, and one multiplication per row.
+   ``|E[i, j]|``), making it non-negative; the offset is removed by starting those rows'
+   Horner from ``P**-1``, ``P = prod_j x[j]`` (one shared inverse), which the ``B`` squarings
+   raise to ``P**-(2**B)``.
 
-Cost for 31 x 31 entries of 25 bits + sign: ~860 table multiplications + 31 x 26 x 4
-group multiplications + 31 x 25 squarings ~ 4,900 modular operations, versus ~36,000 for
-independent square-and-multiply. All of them run on base-n digit pairs
-(:mod:`homolr.crypto._ring`), ~20% cheaper than plain multiplications mod n**2.
+**Unit-digit tables.** A unit ``x = a + b*n`` mod n**2 (``a, b < n``, :mod:`homolr.crypto._ring`)
+factors as ``x = a * (1 + s*n)`` with ``s = b * a**-1 mod n``, and factors ``(1 + s*n)``
+multiply by adding their ``s``. Table entries are kept as ``(C, s)`` with ``C < n``, so
+multiplying the Horner accumulator (a plain residue) by an entry is one product of a
+2n-digit residue by the one-digit ``C`` and one reduction mod n**2: 2.6 us at 2048 bits and
+two Python operations, against 3.7 us and six for a general product of digit pairs. The
+entries' ``s`` are summed per row (``tau``, weighted by ``2**bit``) and ``(1 + tau*n)`` is
+applied once at the end. Squarings split the accumulator into digits
+(``(a + b n)**2 = a**2 + (2ab mod n) n``). Building an entry costs about one ordinary product:
+``C`` and ``C**-1 mod n`` are subset products of the ``a`` and of their inverses (one batch
+inversion for all bases), and ``s`` of a product is the sum of the factors' ``s`` plus the
+carry ``q * C**-1`` (``a1 a2 = C + q n``). Measured at 2048 bits on one core, 31 x 31: ~17 ms
+instead of ~20 ms with digit-pair tables. Bases that are not units (never a valid ciphertext)
+fall back to one ``powmod`` per entry.
+
+Cost for 31 x 31 entries of 25 bits + sign: ~860 table entries + 31 x 26 x 4 group
+multiplications + 31 x 25 squarings ~ 4,900 modular operations, versus ~36,000 for
+independent square-and-multiply. Results are the exact residues mod n**2 (not just
+ciphertexts of the same plaintexts).
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 
 import gmpy2
@@ -39,6 +57,11 @@ __all__ = ["choose_group_size", "multi_products"]
 
 _MAX_GROUP = 12
 _CHUNK_BITS = 62  # bits extracted per numpy int64 pass
+_SQUARE = -1  # program opcode: square the accumulator (table lookups are indices >= 0)
+_SKIP = -2  # an all-zero group index: nothing to multiply
+
+Entry = tuple[mpz, mpz]
+"""A table entry ``(C, s)`` standing for ``C * (1 + s*n)`` mod n**2 (``C < n``, any ``s``)."""
 
 
 def choose_group_size(columns: int, steps: int) -> int:
@@ -56,16 +79,70 @@ def _group_sizes(columns: int, g: int) -> list[int]:
     return [min(g, columns - start) for start in range(0, columns, g)]
 
 
-def _subset_table(bases: Sequence[Pair], ring: PairRing) -> list[Pair]:
-    """All subset products: ``table[idx] = prod_{k : bit k of idx} bases[k]``."""
-    table = [ring.one] * (1 << len(bases))
-    for k, base in enumerate(bases):
-        table[1 << k] = base
-    for idx in range(3, len(table)):
-        low = idx & -idx
-        if idx != low:
-            table[idx] = ring.mul(table[idx ^ low], table[low])
-    return table
+def _batch_inverse(values: Sequence[mpz], n: mpz) -> list[mpz] | None:
+    """``[v**-1 mod n for v in values]`` with one inversion (Montgomery's trick), or None.
+
+    None when some value is not invertible mod n.
+    """
+    prefix = [mpz(1)]
+    for v in values:
+        prefix.append(prefix[-1] * v % n)
+    try:
+        inverse = gmpy2.invert(prefix[-1], n)
+    except ZeroDivisionError:
+        return None
+    result = [mpz(0)] * len(values)
+    for k in range(len(values) - 1, -1, -1):
+        result[k] = inverse * prefix[k] % n
+        inverse = inverse * values[k] % n
+    return result
+
+
+def _needed_entries(used: Sequence[int], size: int) -> bytearray:
+    """``needed[idx]`` = 1 if entry ``idx`` is looked up or is built on the way to one."""
+    needed = bytearray(1 << size)
+    for idx in used:
+        needed[idx] = 1
+    for idx in range((1 << size) - 1, 0, -1):
+        if needed[idx]:
+            needed[idx & (idx - 1)] = 1  # entry idx = entry(idx minus its lowest bit) * base
+    return needed
+
+
+def _unit_table(
+    los: Sequence[mpz], inverses: Sequence[mpz], shifts: Sequence[mpz], n: mpz, used: Sequence[int]
+) -> list[Entry]:
+    """Subset products ``table[idx] = prod_{k : bit k of idx} x[k]`` as ``(C, s)`` entries.
+
+    ``x[k] = los[k] * (1 + shifts[k]*n)``; ``inverses[k] = los[k]**-1 mod n``. Only the entries
+    in ``used`` (and those they are built from) are computed; the others stay ``(1, 0)``.
+    """
+    size = len(los)
+    needed = _needed_entries(used, size)
+    divmod_ = gmpy2.f_divmod
+    one, zero = mpz(1), mpz(0)
+    lo = [one] * (1 << size)
+    inv = [one] * (1 << size)
+    s = [zero] * (1 << size)
+    for k in range(size):
+        lo[1 << k], inv[1 << k], s[1 << k] = los[k], inverses[k], shifts[k]
+    for idx, rest, low in _build_order(size):
+        if needed[idx]:
+            q, lo[idx] = divmod_(lo[rest] * lo[low], n)  # product = lo + q n
+            inv[idx] = c_inv = inv[rest] * inv[low] % n
+            s[idx] = s[rest] + s[low] + q * c_inv  # lo + q n = lo (1 + q lo**-1 n)
+    return list(zip(lo, s, strict=True))
+
+
+@functools.cache
+def _build_order(size: int) -> tuple[tuple[int, int, int], ...]:
+    """``(idx, rest, low)`` for every subset of 2+ elements: ``low`` its lowest bit, ``rest`` the others."""
+    order = []
+    for idx in range(3, 1 << size):
+        rest = idx & (idx - 1)
+        if rest:
+            order.append((idx, rest, idx ^ rest))
+    return tuple(order)
 
 
 def _bit_planes(exponents: Sequence[Sequence[int]], nbits: int) -> npt.NDArray[np.uint8]:
@@ -74,41 +151,62 @@ def _bit_planes(exponents: Sequence[Sequence[int]], nbits: int) -> npt.NDArray[n
     planes = np.zeros((nbits, rows, cols), dtype=np.uint8)
     for start in range(0, nbits, _CHUNK_BITS):
         width = min(_CHUNK_BITS, nbits - start)
-        mask = (1 << width) - 1
-        chunk = np.array(
-            [[(int(e) >> start) & mask for e in row] for row in exponents], dtype=np.int64
-        )
+        if nbits <= _CHUNK_BITS:
+            chunk = np.array(exponents, dtype=np.int64)
+        else:
+            mask = (1 << width) - 1
+            chunk = np.array(
+                [[(int(e) >> start) & mask for e in row] for row in exponents], dtype=np.int64
+            )
         shifts = np.arange(width, dtype=np.int64)[:, None, None]
         planes[start : start + width] = ((chunk[None, :, :] >> shifts) & 1).astype(np.uint8)
     return planes
 
 
-def _group_indices(planes: npt.NDArray[np.uint8], sizes: Sequence[int]) -> list[list[list[int]]]:
-    """``out[i][b][k]`` = index into group ``k``'s table for row ``i`` at bit ``b``."""
+def _programs(
+    planes: npt.NDArray[np.uint8], sizes: Sequence[int], offsets: Sequence[int]
+) -> tuple[npt.NDArray[np.int64], list[list[int]], list[list[int]]]:
+    """Group indices ``(n_rows, nbits, n_groups)``, each row's Horner program and bit positions.
+
+    A program is the flat list ``[lookups of the top bit, SQUARE, lookups of the next bit, ...]``
+    where a lookup is ``offsets[k] + index`` into the concatenated tables (all-zero indices
+    dropped); ``bits[i][m]`` is the exponent bit of the ``m``-th lookup of row ``i``.
+    """
     nbits, rows, _ = planes.shape
     index = np.zeros((rows, nbits, len(sizes)), dtype=np.int64)
     start = 0
     for k, size in enumerate(sizes):
         weights = np.int64(1) << np.arange(size, dtype=np.int64)
-        group = planes[:, :, start : start + size].astype(np.int64) @ weights  # (nbits, rows)
+        group = planes[::-1, :, start : start + size].astype(np.int64) @ weights  # (nbits, rows)
         index[:, :, k] = group.T
         start += size
-    result: list[list[list[int]]] = index.tolist()
-    return result
+    ops = np.full((rows, nbits, len(sizes) + 1), _SQUARE, dtype=np.int64)
+    ops[:, :, 1:] = np.where(index == 0, _SKIP, index + np.asarray(offsets, dtype=np.int64))
+    flat = ops.reshape(rows, -1)[:, 1:]  # no squaring before the top bit
+    programs: list[list[int]] = [row[row != _SKIP].tolist() for row in flat]
+    positions = np.broadcast_to(np.arange(nbits - 1, -1, -1)[:, None], index.shape[1:])
+    bits: list[list[int]] = [positions[row != 0].tolist() for row in index]
+    return index, programs, bits
 
 
-def _horner_row(
-    steps: Sequence[Sequence[int]], top: int, tables: Sequence[list[Pair]], ring: PairRing
-) -> Pair:
-    mul, sqr = ring.mul, ring.sqr
-    acc: Pair | None = None
-    for b in range(top - 1, -1, -1):
-        if acc is not None:
-            acc = sqr(acc)
-        for table, k in zip(tables, steps[b], strict=True):
-            if k:
-                acc = table[k] if acc is None else mul(acc, table[k])
-    return ring.one if acc is None else acc
+def _run(program: Sequence[int], x: mpz, los: Sequence[mpz], n: mpz) -> mpz:
+    """Run a Horner program on the residue ``x``, multiplying by the entries' ``C`` only.
+
+    Returns a residue congruent to the result mod n**2, below ``2 * n**2``.
+    """
+    nsquare = n * n
+    for op in program:
+        if op < 0:  # _SQUARE: (a + b n)**2 = a**2 + (2 a b mod n) n  (< 2 n**2)
+            b, a = divmod(x, n)
+            x = a * a + ((a * b << 1) % n) * n
+        else:  # one n**2 x n product and one reduction: C < n is a single digit
+            x = x * los[op] % nsquare
+    return x
+
+
+def _tau(lookups: Sequence[int], bits: Sequence[int], shifts: Sequence[mpz]) -> mpz:
+    """``sum_m shifts[lookups[m]] * 2**bits[m]``: the ``(1 + s n)`` factors of one row's program."""
+    return mpz(sum(map(operator.lshift, map(shifts.__getitem__, lookups), bits)))
 
 
 def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: int) -> list[mpz]:
@@ -117,7 +215,8 @@ def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: 
     Parameters
     ----------
     bases : sequence of int, length n_cols
-        Units modulo n**2 (inverses are needed when exponents are negative).
+        Residues modulo n**2; units (as ciphertexts are) take the fast path. Negative
+        exponents need units.
     exponents : sequence of sequences of int, shape (n_rows, n_cols)
         Signed integer exponents of any size.
     n : int
@@ -135,45 +234,79 @@ def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: 
             raise ValueError(f"exponent row {i} has {len(row)} entries, expected {len(xs)}")
     if not rows or not xs:
         return [mpz(1) for _ in rows]
-    magnitude_bits = max(abs(e).bit_length() for row in rows for e in row)
+    signed_rows = [min(row) < 0 for row in rows]
+    inverses = _batch_inverse([x[0] for x in xs], ring.n)
+    if inverses is None:
+        if any(signed_rows):
+            raise ValueError("negative exponents need bases that are units mod n**2")
+        return _naive(xs, rows, ring)
+    magnitude_bits = max(max(map(abs, row)) for row in rows).bit_length()
+    if magnitude_bits == 0:
+        return [mpz(1) for _ in rows]
     offset = 1 << magnitude_bits
-    signed_rows = [any(e < 0 for e in row) for row in rows]
     shifted = [
         [e + offset for e in row] if negative else row
         for row, negative in zip(rows, signed_rows, strict=True)
     ]
-    tops = [max(e.bit_length() for e in row) for row in shifted]
-    sizes = _group_sizes(len(xs), choose_group_size(len(xs), sum(tops)))
-    tables: list[list[Pair]] = []
+    nbits = magnitude_bits + (1 if any(signed_rows) else 0)
+    sizes = _group_sizes(len(xs), choose_group_size(len(xs), len(rows) * nbits))
+    offsets = [sum(1 << s for s in sizes[:k]) for k in range(len(sizes))]
+    index, programs, bits = _programs(_bit_planes(shifted, nbits), sizes, offsets)
+    nn = ring.n
+    table: list[Entry] = []
     start = 0
-    for size in sizes:
-        tables.append(_subset_table(xs[start : start + size], ring))
+    for k, size in enumerate(sizes):
+        used = [*np.unique(index[:, :, k]).tolist(), (1 << size) - 1]  # full set: for P**-1
+        group = range(start, start + size)
+        table += _unit_table(
+            [xs[j][0] for j in group],
+            [inverses[j] for j in group],
+            [xs[j][1] * inverses[j] % nn for j in group],
+            nn,
+            used,
+        )
         start += size
-    indices = _group_indices(_bit_planes(shifted, max(tops)), sizes)
-    results = [
-        ring.from_pair(_horner_row(indices[i], tops[i], tables, ring)) for i in range(len(rows))
-    ]
-    if any(signed_rows):
-        nsquare = ring.nsquare
-        everything = ring.from_pair(_bases_product(tables, sizes, ring))
-        unshift = _inverse(gmpy2.powmod(everything, offset, nsquare), nsquare)
-        results = [
-            y * unshift % nsquare if negative else y
-            for y, negative in zip(results, signed_rows, strict=True)
-        ]
+    los = [c for c, _ in table]
+    shifts = [s for _, s in table]
+    start_inverse = _all_bases_inverse(table, sizes, offsets, ring) if any(signed_rows) else None
+    results = []
+    for program, row_bits, negative in zip(programs, bits, signed_rows, strict=True):
+        lookups = [op for op in program if op >= 0]
+        tau = _tau(lookups, row_bits, shifts)
+        if start_inverse is not None and negative:
+            x = _run(program, start_inverse[0], los, nn)
+            tau += start_inverse[1] << (nbits - 1)
+        elif lookups:
+            x = _run(program[program.index(lookups[0]) + 1 :], los[lookups[0]], los, nn)
+        else:
+            results.append(mpz(1))
+            continue
+        results.append(x * (1 + tau % nn * nn) % ring.nsquare)  # x (1 + tau n)
     return results
 
 
-def _inverse(value: mpz, modulus: mpz) -> mpz:
-    try:
-        return gmpy2.invert(value, modulus)
-    except ZeroDivisionError:
-        raise ValueError("negative exponents need bases that are units mod n**2") from None
+def _all_bases_inverse(
+    table: Sequence[Entry], sizes: Sequence[int], offsets: Sequence[int], ring: PairRing
+) -> tuple[mpz, mpz]:
+    """``P**-1 = x * (1 + tau*n)`` for ``P = prod_j x[j]``, as ``(x, tau)``.
+
+    From the full-subset entries ``C_k (1 + s_k n)``: ``P**-1 = (prod_k C_k)**-1 (1 - sum_k s_k n)``.
+    """
+    product, tau = mpz(1), mpz(0)
+    for size, offset in zip(sizes, offsets, strict=True):
+        c, s = table[offset + (1 << size) - 1]
+        product = product * c % ring.nsquare
+        tau -= s
+    return gmpy2.invert(product, ring.nsquare), tau  # C_k < n are units
 
 
-def _bases_product(tables: Sequence[list[Pair]], sizes: Sequence[int], ring: PairRing) -> Pair:
-    """Product of all bases: the full-subset entry of each group table, multiplied."""
-    acc = ring.one
-    for table, size in zip(tables, sizes, strict=True):
-        acc = ring.mul(acc, table[(1 << size) - 1])
-    return acc
+def _naive(xs: Sequence[Pair], rows: Sequence[Sequence[int]], ring: PairRing) -> list[mpz]:
+    """Square-and-multiply per entry: for bases that are not units (non-negative exponents)."""
+    nsquare = ring.nsquare
+    results = []
+    for row in rows:
+        acc = mpz(1)
+        for x, e in zip(xs, row, strict=True):
+            acc = acc * gmpy2.powmod(ring.from_pair(x), e, nsquare) % nsquare
+        results.append(acc)
+    return results

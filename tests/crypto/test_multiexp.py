@@ -1,0 +1,88 @@
+"""Multi-exponentiation on residues with both base-n digits set, and its unit-digit tables."""
+
+from __future__ import annotations
+
+import gmpy2
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from homolr.crypto._multiexp import _batch_inverse, _unit_table, multi_products
+from tests.crypto._hyp import CRYPTO
+
+P, Q = gmpy2.next_prime(1 << 95), gmpy2.next_prime(1 << 96)
+N = P * Q
+NSQUARE = N * N
+
+
+def naive(bases: list[int], rows: list[list[int]]) -> list[int]:
+    out = []
+    for row in rows:
+        acc = gmpy2.mpz(1)
+        for b, e in zip(bases, row, strict=True):
+            acc = acc * gmpy2.powmod(b, e, NSQUARE) % NSQUARE
+        out.append(acc)
+    return out
+
+
+def unit(value: int) -> int:
+    """A unit mod n**2 near ``value`` (ciphertext-like: both base-n digits random)."""
+    value %= NSQUARE
+    while gmpy2.gcd(value, N) != 1:
+        value += 1
+    return value
+
+
+residues = st.integers(min_value=1, max_value=int(NSQUARE) - 1)
+
+
+@CRYPTO
+@given(st.data())
+def test_matches_naive_powmods_on_ciphertext_like_bases(data: st.DataObject) -> None:
+    cols = data.draw(st.integers(1, 19))
+    rows = data.draw(st.integers(1, 5))
+    bits = data.draw(st.sampled_from([1, 5, 26, 70]))
+    signed = data.draw(st.booleans())
+    low = -(2**bits) if signed else 0
+    bases = [unit(data.draw(residues)) for _ in range(cols)]
+    entries = st.integers(low, 2**bits)
+    exps = data.draw(st.lists(st.lists(entries, min_size=cols, max_size=cols), min_size=rows))
+    assert multi_products(bases, exps, N) == naive(bases, exps)
+
+
+def test_rows_of_zeros_and_unsigned_rows_next_to_signed_ones() -> None:
+    bases = [unit(7**k * 1_000_003**9) for k in range(1, 12)]
+    exps = [[0] * 11, [3] * 11, [-1] + [0] * 10, list(range(-5, 6)), [2**40] * 11]
+    assert multi_products(bases, exps, N) == naive(bases, exps)
+
+
+def test_bases_that_are_not_units_work_with_non_negative_exponents_only() -> None:
+    bases = [P * 12345 + N * 77, unit(987654321987654321), Q]
+    exps = [[1, 2, 3], [0, 5, 0], [7, 0, 0]]
+    assert multi_products(bases, exps, N) == naive(bases, exps)
+    with pytest.raises(ValueError, match="units"):
+        multi_products(bases, [[1, -1, 0]], N)
+
+
+@CRYPTO
+@given(st.lists(residues, min_size=1, max_size=6))
+def test_unit_table_entries_are_the_subset_products(values: list[int]) -> None:
+    units = [unit(v) for v in values]
+    los = [gmpy2.mpz(u) % N for u in units]
+    inverses = _batch_inverse(los, N)
+    assert inverses is not None
+    assert all(a * i % N == 1 for a, i in zip(los, inverses, strict=True))
+    shifts = [(u // N) * i % N for u, i in zip(units, inverses, strict=True)]
+    size = len(units)
+    table = _unit_table(los, inverses, shifts, N, list(range(1 << size)))
+    for idx, (c, s) in enumerate(table):
+        product = gmpy2.mpz(1)
+        for k in range(size):
+            if idx >> k & 1:
+                product = product * units[k] % NSQUARE
+        assert 0 <= c < N
+        assert c * (1 + s * N) % NSQUARE == product
+
+
+def test_batch_inverse_reports_a_non_unit() -> None:
+    assert _batch_inverse([gmpy2.mpz(3), P * 2, gmpy2.mpz(5)], N) is None
