@@ -57,8 +57,6 @@ __all__ = ["choose_group_size", "multi_products"]
 
 _MAX_GROUP = 12
 _CHUNK_BITS = 62  # bits extracted per numpy int64 pass
-_SQUARE = -1  # program opcode: square the accumulator (table lookups are indices >= 0)
-_SKIP = -2  # an all-zero group index: nothing to multiply
 
 Entry = tuple[mpz, mpz]
 """A table entry ``(C, s)`` standing for ``C * (1 + s*n)`` mod n**2 (``C < n``, any ``s``)."""
@@ -163,44 +161,48 @@ def _bit_planes(exponents: Sequence[Sequence[int]], nbits: int) -> npt.NDArray[n
     return planes
 
 
+Program = list[list[list[int]]]
+"""``program[step][m] = [g, h]``: at Horner step ``step`` (top bit first) multiply by entries
+``g`` and ``h`` of the concatenated tables (an all-zero group index points at a ``(1, 0)``)."""
+
+
 def _programs(
     planes: npt.NDArray[np.uint8], sizes: Sequence[int], offsets: Sequence[int]
-) -> tuple[npt.NDArray[np.int64], list[list[int]], list[list[int]]]:
-    """Group indices ``(n_rows, nbits, n_groups)``, each row's Horner program and bit positions.
+) -> tuple[npt.NDArray[np.int64], list[Program], list[list[int]], list[int]]:
+    """Group indices ``(n_rows, nbits, n_groups)``, programs, and each row's lookups.
 
-    A program is the flat list ``[lookups of the top bit, SQUARE, lookups of the next bit, ...]``
-    where a lookup is ``offsets[k] + index`` into the concatenated tables (all-zero indices
-    dropped); ``bits[i][m]`` is the exponent bit of the ``m``-th lookup of row ``i``.
+    ``lookups[i]`` lists the table entries of row ``i``'s program in order (including the
+    ``(1, 0)`` entries of all-zero indices, whose ``s`` is 0); ``bits[m]`` is the exponent bit
+    of the ``m``-th lookup (the same for every row).
     """
     nbits, rows, _ = planes.shape
-    index = np.zeros((rows, nbits, len(sizes)), dtype=np.int64)
+    width = len(sizes) + len(sizes) % 2  # lookups go in pairs
+    index = np.zeros((rows, nbits, width), dtype=np.int64)
     start = 0
     for k, size in enumerate(sizes):
         weights = np.int64(1) << np.arange(size, dtype=np.int64)
         group = planes[::-1, :, start : start + size].astype(np.int64) @ weights  # (nbits, rows)
         index[:, :, k] = group.T
         start += size
-    ops = np.full((rows, nbits, len(sizes) + 1), _SQUARE, dtype=np.int64)
-    ops[:, :, 1:] = np.where(index == 0, _SKIP, index + np.asarray(offsets, dtype=np.int64))
-    flat = ops.reshape(rows, -1)[:, 1:]  # no squaring before the top bit
-    programs: list[list[int]] = [row[row != _SKIP].tolist() for row in flat]
-    positions = np.broadcast_to(np.arange(nbits - 1, -1, -1)[:, None], index.shape[1:])
-    bits: list[list[int]] = [positions[row != 0].tolist() for row in index]
-    return index, programs, bits
+    entries = index + np.asarray([*offsets, 0][:width], dtype=np.int64)
+    programs: list[Program] = entries.reshape(rows, nbits, -1, 2).tolist()
+    lookups: list[list[int]] = entries.reshape(rows, -1).tolist()
+    bits: list[int] = np.repeat(np.arange(nbits - 1, -1, -1), width).tolist()
+    return index[:, :, : len(sizes)], programs, lookups, bits
 
 
-def _run(program: Sequence[int], x: mpz, los: Sequence[mpz], n: mpz) -> mpz:
+def _run(program: Program, x: mpz, los: Sequence[mpz], n: mpz) -> mpz:
     """Run a Horner program on the residue ``x``, multiplying by the entries' ``C`` only.
 
     Returns a residue congruent to the result mod n**2, below ``2 * n**2``.
     """
     nsquare = n * n
-    for op in program:
-        if op < 0:  # _SQUARE: (a + b n)**2 = a**2 + (2 a b mod n) n  (< 2 n**2)
+    for step, pairs in enumerate(program):
+        if step:  # square: (a + b n)**2 = a**2 + (2 a b mod n) n  (< 2 n**2)
             b, a = divmod(x, n)
             x = a * a + ((a * b << 1) % n) * n
-        else:  # one n**2 x n product and one reduction: C < n is a single digit
-            x = x * los[op] % nsquare
+        for g, h in pairs:  # C_g C_h < n**2: one n**2 x n**2 product, one reduction
+            x = x * (los[g] * los[h]) % nsquare
     return x
 
 
@@ -251,7 +253,7 @@ def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: 
     nbits = magnitude_bits + (1 if any(signed_rows) else 0)
     sizes = _group_sizes(len(xs), choose_group_size(len(xs), len(rows) * nbits))
     offsets = [sum(1 << s for s in sizes[:k]) for k in range(len(sizes))]
-    index, programs, bits = _programs(_bit_planes(shifted, nbits), sizes, offsets)
+    index, programs, lookups, bits = _programs(_bit_planes(shifted, nbits), sizes, offsets)
     nn = ring.n
     table: list[Entry] = []
     start = 0
@@ -270,17 +272,13 @@ def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: 
     shifts = [s for _, s in table]
     start_inverse = _all_bases_inverse(table, sizes, offsets, ring) if any(signed_rows) else None
     results = []
-    for program, row_bits, negative in zip(programs, bits, signed_rows, strict=True):
-        lookups = [op for op in program if op >= 0]
-        tau = _tau(lookups, row_bits, shifts)
+    for program, row_lookups, negative in zip(programs, lookups, signed_rows, strict=True):
+        tau = _tau(row_lookups, bits, shifts)
+        x = mpz(1)
         if start_inverse is not None and negative:
-            x = _run(program, start_inverse[0], los, nn)
+            x = start_inverse[0]
             tau += start_inverse[1] << (nbits - 1)
-        elif lookups:
-            x = _run(program[program.index(lookups[0]) + 1 :], los[lookups[0]], los, nn)
-        else:
-            results.append(mpz(1))
-            continue
+        x = _run(program, x, los, nn)
         results.append(x * (1 + tau % nn * nn) % ring.nsquare)  # x (1 + tau n)
     return results
 
