@@ -17,7 +17,7 @@ residuosity assumption (DCRA) plus the assumption that ``h**a`` with an exponent
 2**512 group operations). SecretFlow HEU's Damgard-Jurik scheme uses the same key
 (``h = -x**2``, ``hs = h**n``) and ``ceil(k/2)``-bit exponents. What it buys: a 1024-bit exponent on a fixed base, served from
 a fixed-base table (:mod:`homolr.crypto._fixedbase`) in ``n_bits/16 - 1`` modular
-multiplications: ~0.6 ms at 2048 bits, 8x less than a plain powmod with the same exponent
+multiplications: ~0.45 ms at 2048 bits, ~10x less than a plain powmod with the same exponent
 and ~15x less than python-paillier's ``r**n`` (benchmarks/bench_crypto.py).
 
 The raw layer is the unsafe layer (python-paillier habit): it takes integers in ``[0, n)``
@@ -301,7 +301,7 @@ class PublicKey:
 
         Thread-safe; each mask is used once. Lets the key holder spend idle time (while
         workers compute) so that a later burst of encryptions costs ~1 us each instead of
-        ~0.5 ms. Large counts run on the process pool.
+        ~0.45 ms. Large counts run on the process pool.
         """
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count}")
