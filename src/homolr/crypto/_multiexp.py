@@ -43,7 +43,6 @@ ciphertexts of the same plaintexts).
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Sequence
 
 import gmpy2
@@ -168,13 +167,8 @@ Program = list[list[list[int]]]
 
 def _programs(
     planes: npt.NDArray[np.uint8], sizes: Sequence[int], offsets: Sequence[int]
-) -> tuple[npt.NDArray[np.int64], list[Program], list[list[int]], list[int]]:
-    """Group indices ``(n_rows, nbits, n_groups)``, programs, and each row's lookups.
-
-    ``lookups[i]`` lists the table entries of row ``i``'s program in order (including the
-    ``(1, 0)`` entries of all-zero indices, whose ``s`` is 0); ``bits[m]`` is the exponent bit
-    of the ``m``-th lookup (the same for every row).
-    """
+) -> tuple[npt.NDArray[np.int64], list[Program]]:
+    """Group indices ``(n_rows, nbits, n_groups)`` and the Horner program of each row."""
     nbits, rows, _ = planes.shape
     width = len(sizes) + len(sizes) % 2  # lookups go in pairs
     index = np.zeros((rows, nbits, width), dtype=np.int64)
@@ -186,29 +180,28 @@ def _programs(
         start += size
     entries = index + np.asarray([*offsets, 0][:width], dtype=np.int64)
     programs: list[Program] = entries.reshape(rows, nbits, -1, 2).tolist()
-    lookups: list[list[int]] = entries.reshape(rows, -1).tolist()
-    bits: list[int] = np.repeat(np.arange(nbits - 1, -1, -1), width).tolist()
-    return index[:, :, : len(sizes)], programs, lookups, bits
+    return index[:, :, : len(sizes)], programs
 
 
-def _run(program: Program, x: mpz, los: Sequence[mpz], n: mpz) -> mpz:
-    """Run a Horner program on the residue ``x``, multiplying by the entries' ``C`` only.
+def _run(
+    program: Program, x: mpz, tau: mpz, los: Sequence[mpz], shifts: Sequence[mpz], n: mpz
+) -> mpz:
+    """Run a Horner program from ``x (1 + tau n)``; return the result mod n**2.
 
-    Returns a residue congruent to the result mod n**2, below ``2 * n**2``.
+    The accumulator is ``x (1 + tau n)``: entries multiply ``x`` by their ``C`` and add their
+    ``s`` to ``tau``; a squaring squares ``x`` and doubles ``tau``.
     """
     nsquare = n * n
     for step, pairs in enumerate(program):
         if step:  # square: (a + b n)**2 = a**2 + (2 a b mod n) n  (< 2 n**2)
             b, a = divmod(x, n)
             x = a * a + ((a * b << 1) % n) * n
+            tau += tau
         for g, h in pairs:  # C_g C_h < n**2: one n**2 x n**2 product, one reduction
             x = x * (los[g] * los[h]) % nsquare
-    return x
-
-
-def _tau(lookups: Sequence[int], bits: Sequence[int], shifts: Sequence[mpz]) -> mpz:
-    """``sum_m shifts[lookups[m]] * 2**bits[m]``: the ``(1 + s n)`` factors of one row's program."""
-    return mpz(sum(map(operator.lshift, map(shifts.__getitem__, lookups), bits)))
+            tau += shifts[g] + shifts[h]
+    b, a = divmod(x, n)  # (a + b n)(1 + tau n) = a + (b + a tau) n
+    return a + (b + a * (tau % n)) % n * n
 
 
 def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: int) -> list[mpz]:
@@ -230,7 +223,7 @@ def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: 
     """
     ring = PairRing(n)
     xs = [ring.to_pair(b) for b in bases]
-    rows = [[int(e) for e in row] for row in exponents]
+    rows = [list(map(int, row)) for row in exponents]
     for i, row in enumerate(rows):
         if len(row) != len(xs):
             raise ValueError(f"exponent row {i} has {len(row)} entries, expected {len(xs)}")
@@ -253,7 +246,7 @@ def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: 
     nbits = magnitude_bits + (1 if any(signed_rows) else 0)
     sizes = _group_sizes(len(xs), choose_group_size(len(xs), len(rows) * nbits))
     offsets = [sum(1 << s for s in sizes[:k]) for k in range(len(sizes))]
-    index, programs, lookups, bits = _programs(_bit_planes(shifted, nbits), sizes, offsets)
+    index, programs = _programs(_bit_planes(shifted, nbits), sizes, offsets)
     nn = ring.n
     table: list[Entry] = []
     start = 0
@@ -272,14 +265,11 @@ def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: 
     shifts = [s for _, s in table]
     start_inverse = _all_bases_inverse(table, sizes, offsets, ring) if any(signed_rows) else None
     results = []
-    for program, row_lookups, negative in zip(programs, lookups, signed_rows, strict=True):
-        tau = _tau(row_lookups, bits, shifts)
-        x = mpz(1)
+    for program, negative in zip(programs, signed_rows, strict=True):
         if start_inverse is not None and negative:
-            x = start_inverse[0]
-            tau += start_inverse[1] << (nbits - 1)
-        x = _run(program, x, los, nn)
-        results.append(x * (1 + tau % nn * nn) % ring.nsquare)  # x (1 + tau n)
+            results.append(_run(program, *start_inverse, los, shifts, nn))
+        else:
+            results.append(_run(program, mpz(1), mpz(0), los, shifts, nn))
     return results
 
 
