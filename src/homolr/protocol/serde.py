@@ -8,6 +8,7 @@ decoded from a peer is checked here and rejected with :class:`~homolr.errors.Pro
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict, fields
 from typing import TypeVar
 
 from homolr.errors import ProtocolError
@@ -143,51 +144,20 @@ def check_worker_id(worker_id: str) -> str:
 
 
 def model_to_chunks(model: GlobalModel, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.ModelChunk]:
-    h = model.header
-    yield pb.ModelChunk(
-        header=pb.ModelHeader(
-            round=h.round,
-            finished=h.finished,
-            reason=h.reason,
-            encrypted=h.encrypted,
-            length=h.length,
-            frac_bits=h.frac_bits,
-            payload_bytes=len(model.payload),
-        )
-    )
+    header = pb.ModelHeader(**asdict(model.header), payload_bytes=len(model.payload))
+    yield pb.ModelChunk(header=header)
     for data in _split(model.payload, chunk_bytes):
         yield pb.ModelChunk(data=data)
 
 
 def model_from_chunks(chunks: Iterable[pb.ModelChunk]) -> GlobalModel:
     first, payload = _join_chunks(chunks, "model")
-    header_msg = first.header
-    header = ModelHeader(
-        round=header_msg.round,
-        finished=header_msg.finished,
-        reason=header_msg.reason,
-        encrypted=header_msg.encrypted,
-        length=header_msg.length,
-        frac_bits=header_msg.frac_bits,
-    )
-    return GlobalModel(header=header, payload=payload)
+    return GlobalModel(header=_fields_from_proto(ModelHeader, first.header), payload=payload)
 
 
 def update_to_chunks(update: Update, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.UpdateChunk]:
-    h = update.header
-    yield pb.UpdateChunk(
-        header=pb.UpdateHeader(
-            worker_id=h.worker_id,
-            run_id=h.run_id,
-            round=h.round,
-            length=h.length,
-            frac_bits=h.frac_bits,
-            value_bits=h.value_bits,
-            headroom_bits=h.headroom_bits,
-            n_ciphertexts=h.n_ciphertexts,
-            payload_bytes=len(update.payload),
-        )
-    )
+    header = pb.UpdateHeader(**asdict(update.header), payload_bytes=len(update.payload))
+    yield pb.UpdateChunk(header=header)
     for data in _split(update.payload, chunk_bytes):
         yield pb.UpdateChunk(data=data)
 
@@ -196,18 +166,17 @@ def update_from_chunks(
     chunks: Iterable[pb.UpdateChunk], max_payload_bytes: int = MAX_PAYLOAD_BYTES
 ) -> Update:
     first, payload = _join_chunks(chunks, "update", max_payload_bytes)
-    h = first.header
-    header = UpdateHeader(
-        worker_id=check_worker_id(h.worker_id),
-        run_id=h.run_id,
-        round=h.round,
-        length=h.length,
-        frac_bits=h.frac_bits,
-        value_bits=h.value_bits,
-        headroom_bits=h.headroom_bits,
-        n_ciphertexts=h.n_ciphertexts,
-    )
+    header = _fields_from_proto(UpdateHeader, first.header)
+    check_worker_id(header.worker_id)
     return Update(header=header, payload=payload)
+
+
+_D = TypeVar("_D", ModelHeader, UpdateHeader)
+
+
+def _fields_from_proto(cls: type[_D], msg: pb.ModelHeader | pb.UpdateHeader) -> _D:
+    """The header dataclass from its protobuf twin (the field names are the same by design)."""
+    return cls(**{f.name: getattr(msg, f.name) for f in fields(cls)})
 
 
 def _split(payload: bytes, chunk_bytes: int) -> Iterator[bytes]:
