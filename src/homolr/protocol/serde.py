@@ -8,8 +8,8 @@ decoded from a peer is checked here and rejected with :class:`~homolr.errors.Pro
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, fields
-from typing import TypeVar
+from dataclasses import fields
+from typing import Any, TypeVar
 
 from homolr.errors import ProtocolError
 from homolr.protocol import homolr_pb2 as pb
@@ -40,26 +40,12 @@ _WEIGHTING_FROM_PROTO: dict[int, Weighting] = {
 
 def plan_to_proto(plan: TrainingPlan) -> pb.TrainingPlan:
     return pb.TrainingPlan(
-        mode=_MODE_TO_PROTO[plan.mode],  # type: ignore[arg-type]
-        iterations=plan.iterations,
-        learning_rate=plan.learning_rate,
-        schedule=plan.schedule,
-        alpha=plan.alpha,
-        init_weight=plan.init_weight,
-        eval_every=plan.eval_every,
-        min_workers=plan.min_workers,
-        expected_workers=plan.expected_workers,
-        round_timeout_s=plan.round_timeout_s,
-        weighting=_WEIGHTING_TO_PROTO[plan.weighting],  # type: ignore[arg-type]
-        frac_bits=plan.frac_bits,
-        value_bits=plan.value_bits,
-        headroom_bits=plan.headroom_bits,
-        batch_size=plan.batch_size,
-        local_epochs=plan.local_epochs,
-        tolerance=plan.tolerance,
-        n_features=plan.n_features,
-        feature_names=list(plan.feature_names),
-        seed=plan.seed,
+        **_field_values(
+            plan,
+            mode=_MODE_TO_PROTO[plan.mode],
+            weighting=_WEIGHTING_TO_PROTO[plan.weighting],
+            feature_names=list(plan.feature_names),
+        )
     )
 
 
@@ -68,70 +54,29 @@ def plan_from_proto(msg: pb.TrainingPlan) -> TrainingPlan:
         raise ProtocolError(f"training plan has unknown mode {msg.mode}")
     if msg.weighting not in _WEIGHTING_FROM_PROTO:
         raise ProtocolError(f"training plan has unknown weighting {msg.weighting}")
-    return TrainingPlan(
+    return _from_proto(
+        TrainingPlan,
+        msg,
         mode=_MODE_FROM_PROTO[msg.mode],
-        iterations=msg.iterations,
-        learning_rate=msg.learning_rate,
-        schedule=msg.schedule,
-        alpha=msg.alpha,
-        init_weight=msg.init_weight,
-        eval_every=msg.eval_every,
-        min_workers=msg.min_workers,
-        expected_workers=msg.expected_workers,
-        round_timeout_s=msg.round_timeout_s,
         weighting=_WEIGHTING_FROM_PROTO[msg.weighting],
-        frac_bits=msg.frac_bits,
-        value_bits=msg.value_bits,
-        headroom_bits=msg.headroom_bits,
-        batch_size=msg.batch_size,
-        local_epochs=msg.local_epochs,
-        tolerance=msg.tolerance,
-        n_features=msg.n_features,
         feature_names=tuple(msg.feature_names),
-        seed=msg.seed,
     )
 
 
 def server_info_to_proto(info: ServerInfo) -> pb.ServerInfo:
-    return pb.ServerInfo(
-        protocol_version=info.protocol_version,
-        run_id=info.run_id,
-        public_key=info.public_key,
-        plan=plan_to_proto(info.plan),
-        attestation_type=info.attestation_type,
-        quote=info.quote,
-        tls_certificate=info.tls_certificate,
-    )
+    return pb.ServerInfo(**_field_values(info, plan=plan_to_proto(info.plan)))
 
 
 def server_info_from_proto(msg: pb.ServerInfo) -> ServerInfo:
-    return ServerInfo(
-        protocol_version=msg.protocol_version,
-        run_id=msg.run_id,
-        public_key=msg.public_key,
-        plan=plan_from_proto(msg.plan),
-        attestation_type=msg.attestation_type,
-        quote=msg.quote,
-        tls_certificate=msg.tls_certificate,
-    )
+    return _from_proto(ServerInfo, msg, plan=plan_from_proto(msg.plan))
 
 
 def join_request_to_proto(req: JoinRequest) -> pb.JoinRequest:
-    return pb.JoinRequest(
-        worker_id=req.worker_id,
-        run_id=req.run_id,
-        n_features=req.n_features,
-        n_samples=req.n_samples,
-    )
+    return pb.JoinRequest(**_field_values(req))
 
 
 def join_request_from_proto(msg: pb.JoinRequest) -> JoinRequest:
-    return JoinRequest(
-        worker_id=check_worker_id(msg.worker_id),
-        run_id=msg.run_id,
-        n_features=msg.n_features,
-        n_samples=msg.n_samples,
-    )
+    return _from_proto(JoinRequest, msg, worker_id=check_worker_id(msg.worker_id))
 
 
 def check_worker_id(worker_id: str) -> str:
@@ -144,7 +89,7 @@ def check_worker_id(worker_id: str) -> str:
 
 
 def model_to_chunks(model: GlobalModel, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.ModelChunk]:
-    header = pb.ModelHeader(**asdict(model.header), payload_bytes=len(model.payload))
+    header = pb.ModelHeader(**_field_values(model.header, payload_bytes=len(model.payload)))
     yield pb.ModelChunk(header=header)
     for data in _split(model.payload, chunk_bytes):
         yield pb.ModelChunk(data=data)
@@ -152,11 +97,11 @@ def model_to_chunks(model: GlobalModel, chunk_bytes: int = CHUNK_BYTES) -> Itera
 
 def model_from_chunks(chunks: Iterable[pb.ModelChunk]) -> GlobalModel:
     first, payload = _join_chunks(chunks, "model")
-    return GlobalModel(header=_fields_from_proto(ModelHeader, first.header), payload=payload)
+    return GlobalModel(header=_from_proto(ModelHeader, first.header), payload=payload)
 
 
 def update_to_chunks(update: Update, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.UpdateChunk]:
-    header = pb.UpdateHeader(**asdict(update.header), payload_bytes=len(update.payload))
+    header = pb.UpdateHeader(**_field_values(update.header, payload_bytes=len(update.payload)))
     yield pb.UpdateChunk(header=header)
     for data in _split(update.payload, chunk_bytes):
         yield pb.UpdateChunk(data=data)
@@ -166,17 +111,24 @@ def update_from_chunks(
     chunks: Iterable[pb.UpdateChunk], max_payload_bytes: int = MAX_PAYLOAD_BYTES
 ) -> Update:
     first, payload = _join_chunks(chunks, "update", max_payload_bytes)
-    header = _fields_from_proto(UpdateHeader, first.header)
+    header = _from_proto(UpdateHeader, first.header)
     check_worker_id(header.worker_id)
     return Update(header=header, payload=payload)
 
 
-_D = TypeVar("_D", ModelHeader, UpdateHeader)
+_D = TypeVar("_D")
 
 
-def _fields_from_proto(cls: type[_D], msg: pb.ModelHeader | pb.UpdateHeader) -> _D:
-    """The header dataclass from its protobuf twin (the field names are the same by design)."""
-    return cls(**{f.name: getattr(msg, f.name) for f in fields(cls)})
+def _field_values(obj: Any, **overrides: Any) -> dict[str, Any]:
+    """The dataclass's fields by name, one level deep (protobuf messages use the same names);
+    ``overrides`` replace the fields that need converting."""
+    return {**{f.name: getattr(obj, f.name) for f in fields(obj)}, **overrides}
+
+
+def _from_proto(cls: type[_D], msg: Any, **overrides: Any) -> _D:
+    """Build dataclass ``cls`` from its protobuf twin; ``overrides`` replace converted fields."""
+    values = {f.name: getattr(msg, f.name) for f in fields(cls) if f.name not in overrides}  # type: ignore[arg-type]
+    return cls(**values, **overrides)
 
 
 def _split(payload: bytes, chunk_bytes: int) -> Iterator[bytes]:
