@@ -115,6 +115,12 @@ class Cluster:
                 proc.popen.wait(5)
 
 
+def reference_files(shared: Path) -> tuple[Path, Path, Path]:
+    """guest, host and test files of the reference data in ``shared``."""
+    guest, host, test = (shared / f"breast_homo_{n}.csv" for n in ("guest", "host", "test"))
+    return guest, host, test
+
+
 def eval_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("iter:")]
 
@@ -129,4 +135,4 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-__all__ = ["DEV", "REFERENCE_FLAGS", "Cluster", "Proc", "eval_lines", "wait_for"]
+__all__ = ["DEV", "REFERENCE_FLAGS", "Cluster", "Proc", "eval_lines", "reference_files", "wait_for"]

@@ -23,7 +23,13 @@ from homolr.protocol import serde
 from homolr.protocol.messages import JoinRequest, Update, UpdateHeader
 from homolr.protocol.service import ParameterServerStub, pb
 from homolr.server.aggregation import expected_ciphertexts, packing_spec
-from tests.integration.harness import REFERENCE_FLAGS, Cluster, eval_lines, wait_for
+from tests.integration.harness import (
+    REFERENCE_FLAGS,
+    Cluster,
+    eval_lines,
+    reference_files,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,9 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_killed_worker_round_completes_with_the_others(
     cluster: Cluster, shared_data: Path, tmp_path: Path
 ) -> None:
-    guest = shared_data / "breast_homo_guest.csv"
-    host = shared_data / "breast_homo_host.csv"
-    test = shared_data / "breast_homo_test.csv"
+    guest, host, test = reference_files(shared_data)
     out = tmp_path / "out"
     ps = cluster.start_ps(
         "--workers",
@@ -123,9 +127,7 @@ def _submit(stub: ParameterServerStub, update: Update) -> grpc.StatusCode:
 def test_malformed_submissions_are_refused_and_training_goes_on(
     cluster: Cluster, shared_data: Path, tmp_path: Path
 ) -> None:
-    guest = shared_data / "breast_homo_guest.csv"
-    host = shared_data / "breast_homo_host.csv"
-    test = shared_data / "breast_homo_test.csv"
+    guest, host, test = reference_files(shared_data)
     ps = cluster.start_ps(
         "--workers",
         "3",

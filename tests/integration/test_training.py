@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from homolr.learning import LogisticModel, format_eval_line, load_csv, replay_reference
-from tests.integration.harness import REFERENCE_FLAGS, Cluster, eval_lines
+from tests.integration.harness import REFERENCE_FLAGS, Cluster, eval_lines, reference_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,18 +25,10 @@ PUBLISHED = [
 ]
 
 
-def _files(shared: Path) -> tuple[Path, Path, Path]:
-    return (
-        shared / "breast_homo_guest.csv",
-        shared / "breast_homo_host.csv",
-        shared / "breast_homo_test.csv",
-    )
-
-
 def test_reference_parity_prints_the_published_log(
     cluster: Cluster, shared_data: Path, tmp_path: Path
 ) -> None:
-    guest, host, test = _files(shared_data)
+    guest, host, test = reference_files(shared_data)
     out = tmp_path / "out"
     ps = cluster.start_ps(
         "--worker-num",
@@ -64,7 +56,7 @@ def test_reference_parity_prints_the_published_log(
 def test_short_encrypted_run_matches_the_plaintext_replay_line_for_line(
     cluster: Cluster, shared_data: Path, tmp_path: Path
 ) -> None:
-    guest, host, test = _files(shared_data)
+    guest, host, test = reference_files(shared_data)
     out = tmp_path / "out"
     ps = cluster.start_ps(
         "--workers",
@@ -131,7 +123,7 @@ def test_aggregate_mode_is_within_one_point_of_centralised_sklearn(
 ) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    guest, host, test = _files(shared_data)
+    guest, host, test = reference_files(shared_data)
     out = tmp_path / "out"
     ps = cluster.start_ps(
         "--workers", "2", "--validate-set", str(test), "--mode", "aggregate", "--out", str(out)
