@@ -15,6 +15,7 @@ from homolr.crypto.encoding import (
     decode_signed_ints,
     encode,
     encode_scalar,
+    fixed_point_int64,
     fixed_to_float,
     max_int,
     to_fixed_point,
@@ -81,6 +82,24 @@ def test_large_floats_are_encoded_exactly() -> None:
     assert to_fixed_point(huge, 24) == [3 << (1022 + 24)]
     assert to_fixed_point(np.array([huge], dtype=object), 1) == [3 << 1023]
     assert to_fixed_point([2.5, -2.5, 2.0**-30], 0) == [2, -2, 0]
+
+
+def test_int64_fast_path_matches_the_exact_encoding_and_declines_what_does_not_fit() -> None:
+    matrix = np.array([[0.5, -1.25, 3.0], [-2.0**-30, 2.0**36, -7.75]])
+    fast = fixed_point_int64(matrix, 24)
+    assert fast is not None
+    assert fast.dtype == np.int64
+    assert fast.shape == (2, 3)
+    assert fast.reshape(-1).tolist() == to_fixed_point(matrix.reshape(-1), 24)
+    assert fixed_point_int64(np.array([2.0**38]), 24) is None  # 2**62: needs Python ints
+    assert fixed_point_int64(np.array([-(2**40), 5]), 22) is None  # -2**62 after scaling
+    ints = fixed_point_int64(np.array([-(2**40), 5], dtype=np.int64), 20)
+    assert ints is not None
+    assert ints.tolist() == [-(2**60), 5 << 20]
+    assert fixed_point_int64(np.array([2**63], dtype=np.uint64), 0) is None
+    assert fixed_point_int64(np.array([1], dtype=object), 0) is None
+    with pytest.raises(ValueError, match="non-finite value nan at index 4"):
+        fixed_point_int64(np.array([[1.0, 2.0], [3.0, 4.0], [math.nan, 0.0]]), 8)
 
 
 @CRYPTO

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gmpy2
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -54,6 +55,25 @@ def test_rows_of_zeros_and_unsigned_rows_next_to_signed_ones() -> None:
     bases = [unit(7**k * 1_000_003**9) for k in range(1, 12)]
     exps = [[0] * 11, [3] * 11, [-1] + [0] * 10, list(range(-5, 6)), [2**40] * 11]
     assert multi_products(bases, exps, N) == naive(bases, exps)
+
+
+@CRYPTO
+@given(st.data())
+def test_int64_matrices_give_the_same_residues_as_python_ints(data: st.DataObject) -> None:
+    cols = data.draw(st.integers(1, 12))
+    bits = data.draw(st.sampled_from([3, 26, 60, 61, 63]))  # 61+ takes the Python-int path
+    bases = [unit(data.draw(residues)) for _ in range(cols)]
+    entries = st.integers(-(2**bits) + 1, 2**bits - 1)
+    exps = data.draw(st.lists(st.lists(entries, min_size=cols, max_size=cols), min_size=1))
+    dtype = np.int64 if bits < 63 else object
+    expected = naive(bases, exps)
+    assert multi_products(bases, np.array(exps, dtype=dtype), N) == expected
+    assert multi_products(bases, exps, N) == expected
+
+
+def test_matrix_shape_is_checked() -> None:
+    with pytest.raises(ValueError, match=r"shape \(2, 3\), expected \(rows, 2\)"):
+        multi_products([unit(5), unit(7)], np.zeros((2, 3), dtype=np.int64), N)
 
 
 def test_bases_that_are_not_units_work_with_non_negative_exponents_only() -> None:

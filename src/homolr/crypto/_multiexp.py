@@ -56,6 +56,11 @@ __all__ = ["choose_group_size", "multi_products"]
 
 _MAX_GROUP = 12
 _CHUNK_BITS = 62  # bits extracted per numpy int64 pass
+_FAST_BOUND = 1 << 61  # exponents below this (and their 2**B offsets) fit in int64
+
+_Int64Matrix = npt.NDArray[np.int64]
+_Int64Array = npt.NDArray[np.int64]
+_Uint8Array = npt.NDArray[np.uint8]
 
 Entry = tuple[mpz, mpz]
 """A table entry ``(C, s)`` standing for ``C * (1 + s*n)`` mod n**2 (``C < n``, any ``s``)."""
@@ -142,19 +147,19 @@ def _build_order(size: int) -> tuple[tuple[int, int, int], ...]:
     return tuple(order)
 
 
-def _bit_planes(exponents: Sequence[Sequence[int]], nbits: int) -> npt.NDArray[np.uint8]:
-    """``planes[b, i, j]`` = bit ``b`` of the non-negative ``exponents[i][j]``."""
-    rows, cols = len(exponents), len(exponents[0])
+def _bit_planes(shifted: Sequence[Sequence[int]] | _Int64Matrix, nbits: int) -> _Uint8Array:
+    """``planes[b, i, j]`` = bit ``b`` of the non-negative ``shifted[i][j]``."""
+    if isinstance(shifted, np.ndarray):  # every entry < 2**62: one vectorised pass
+        shifts = np.arange(nbits, dtype=np.int64)[:, None, None]
+        return ((shifted[None, :, :] >> shifts) & 1).astype(np.uint8)
+    rows, cols = len(shifted), len(shifted[0])
     planes = np.zeros((nbits, rows, cols), dtype=np.uint8)
     for start in range(0, nbits, _CHUNK_BITS):
         width = min(_CHUNK_BITS, nbits - start)
-        if nbits <= _CHUNK_BITS:
-            chunk = np.array(exponents, dtype=np.int64)
-        else:
-            mask = (1 << width) - 1
-            chunk = np.array(
-                [[(int(e) >> start) & mask for e in row] for row in exponents], dtype=np.int64
-            )
+        mask = (1 << width) - 1
+        chunk = np.array(
+            [[(int(e) >> start) & mask for e in row] for row in shifted], dtype=np.int64
+        )
         shifts = np.arange(width, dtype=np.int64)[:, None, None]
         planes[start : start + width] = ((chunk[None, :, :] >> shifts) & 1).astype(np.uint8)
     return planes
@@ -166,21 +171,67 @@ Program = list[list[list[int]]]
 
 
 def _programs(
-    planes: npt.NDArray[np.uint8], sizes: Sequence[int], offsets: Sequence[int]
-) -> tuple[npt.NDArray[np.int64], list[Program]]:
-    """Group indices ``(n_rows, nbits, n_groups)`` and the Horner program of each row."""
-    nbits, rows, _ = planes.shape
-    width = len(sizes) + len(sizes) % 2  # lookups go in pairs
-    index = np.zeros((rows, nbits, width), dtype=np.int64)
-    start = 0
-    for k, size in enumerate(sizes):
-        weights = np.int64(1) << np.arange(size, dtype=np.int64)
-        group = planes[::-1, :, start : start + size].astype(np.int64) @ weights  # (nbits, rows)
-        index[:, :, k] = group.T
-        start += size
-    entries = index + np.asarray([*offsets, 0][:width], dtype=np.int64)
+    planes: _Uint8Array, group: int, offsets: Sequence[int]
+) -> tuple[_Int64Array, list[Program]]:
+    """Group indices ``(n_rows, nbits, n_groups)`` and the Horner program of each row.
+
+    Columns are cut into ``len(offsets)`` groups of ``group`` (the last one may be shorter);
+    a group's index at a bit is the little-endian number formed by its columns' bits.
+    """
+    nbits, rows, cols = planes.shape
+    groups = len(offsets)
+    padded = np.zeros((nbits, rows, groups * group), dtype=np.int64)
+    padded[:, :, :cols] = planes[::-1]  # top bit first
+    weights = np.int64(1) << np.arange(group, dtype=np.int64)
+    index = (padded.reshape(nbits, rows, groups, group) @ weights).transpose(1, 0, 2)
+    width = groups + groups % 2  # lookups go in pairs; a padding group points at (1, 0)
+    entries = np.zeros((rows, nbits, width), dtype=np.int64)
+    entries[:, :, :groups] = index + np.asarray(offsets, dtype=np.int64)
+    entries[:, :, groups:] = offsets[-1]  # entry 0 of the last group is (1, 0)
     programs: list[Program] = entries.reshape(rows, nbits, -1, 2).tolist()
-    return index[:, :, : len(sizes)], programs
+    return index, programs
+
+
+def _shift_signed(
+    rows: Sequence[Sequence[int]] | _Int64Matrix,
+) -> tuple[Sequence[Sequence[int]] | _Int64Matrix, list[bool], int]:
+    """Offset every entry of the rows with a negative entry by ``2**B``.
+
+    Returns the shifted (non-negative) exponents, which rows were shifted and ``B``, the bit
+    length of the largest ``|exponent|``.
+    """
+    if isinstance(rows, np.ndarray):
+        negative = np.asarray((rows < 0).any(axis=1), dtype=bool)
+        bits = int(np.abs(rows).max(initial=0)).bit_length()
+        offsets: _Int64Matrix = np.where(negative, 1 << bits, 0).astype(np.int64)
+        signed = [bool(v) for v in negative.tolist()]
+        return rows + offsets[:, None], signed, bits
+    signed_rows = [min(row) < 0 for row in rows]
+    bits = max(max(map(abs, row)) for row in rows).bit_length()
+    shifted = [
+        [e + (1 << bits) for e in row] if negative else list(row)
+        for row, negative in zip(rows, signed_rows, strict=True)
+    ]
+    return shifted, signed_rows, bits
+
+
+def _exponent_rows(
+    exponents: Sequence[Sequence[int]] | npt.NDArray[np.integer], cols: int
+) -> Sequence[Sequence[int]] | _Int64Matrix:
+    """Validate the shape; an int64 matrix when every ``|exponent|`` < 2**61, else int lists."""
+    if isinstance(exponents, np.ndarray) and exponents.dtype.kind in "iu":
+        if exponents.ndim != 2 or exponents.shape[1] != cols:
+            raise ValueError(f"exponents have shape {exponents.shape}, expected (rows, {cols})")
+        if exponents.size == 0 or int(np.abs(exponents).max()) < _FAST_BOUND:
+            return exponents.astype(np.int64)
+        exponents = exponents.tolist()
+    rows = [list(map(int, row)) for row in exponents]
+    for i, row in enumerate(rows):
+        if len(row) != cols:
+            raise ValueError(f"exponent row {i} has {len(row)} entries, expected {cols}")
+    if rows and cols and max(max(map(abs, row)) for row in rows) < _FAST_BOUND:
+        return np.array(rows, dtype=np.int64)
+    return rows
 
 
 def _run(
@@ -204,7 +255,11 @@ def _run(
     return a + (b + a * (tau % n)) % n * n
 
 
-def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: int) -> list[mpz]:
+def multi_products(
+    bases: Sequence[int],
+    exponents: Sequence[Sequence[int]] | npt.NDArray[np.integer],
+    n: int,
+) -> list[mpz]:
     """Compute ``prod_j bases[j] ** exponents[i][j] mod n**2`` for every row ``i``.
 
     Parameters
@@ -212,8 +267,9 @@ def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: 
     bases : sequence of int, length n_cols
         Residues modulo n**2; units (as ciphertexts are) take the fast path. Negative
         exponents need units.
-    exponents : sequence of sequences of int, shape (n_rows, n_cols)
-        Signed integer exponents of any size.
+    exponents : sequence of sequences of int or integer ndarray, shape (n_rows, n_cols)
+        Signed integer exponents of any size (below 2**61 in magnitude the bit slicing is
+        vectorised).
     n : int
         The ring is Z / n**2 (arithmetic on base-n digit pairs, :mod:`homolr.crypto._ring`).
 
@@ -223,40 +279,32 @@ def multi_products(bases: Sequence[int], exponents: Sequence[Sequence[int]], n: 
     """
     ring = PairRing(n)
     xs = [ring.to_pair(b) for b in bases]
-    rows = [list(map(int, row)) for row in exponents]
-    for i, row in enumerate(rows):
-        if len(row) != len(xs):
-            raise ValueError(f"exponent row {i} has {len(row)} entries, expected {len(xs)}")
-    if not rows or not xs:
-        return [mpz(1) for _ in rows]
-    signed_rows = [min(row) < 0 for row in rows]
+    rows = _exponent_rows(exponents, len(xs))
+    if len(rows) == 0 or not xs:
+        return [mpz(1) for _ in range(len(rows))]
+    shifted, signed_rows, magnitude_bits = _shift_signed(rows)
     inverses = _batch_inverse([x[0] for x in xs], ring.n)
     if inverses is None:
         if any(signed_rows):
             raise ValueError("negative exponents need bases that are units mod n**2")
         return _naive(xs, rows, ring)
-    magnitude_bits = max(max(map(abs, row)) for row in rows).bit_length()
     if magnitude_bits == 0:
-        return [mpz(1) for _ in rows]
-    offset = 1 << magnitude_bits
-    shifted = [
-        [e + offset for e in row] if negative else row
-        for row, negative in zip(rows, signed_rows, strict=True)
-    ]
+        return [mpz(1) for _ in range(len(rows))]
     nbits = magnitude_bits + (1 if any(signed_rows) else 0)
-    sizes = _group_sizes(len(xs), choose_group_size(len(xs), len(rows) * nbits))
+    group = choose_group_size(len(xs), len(rows) * nbits)
+    sizes = _group_sizes(len(xs), group)
     offsets = [sum(1 << s for s in sizes[:k]) for k in range(len(sizes))]
-    index, programs = _programs(_bit_planes(shifted, nbits), sizes, offsets)
+    index, programs = _programs(_bit_planes(shifted, nbits), group, offsets)
     nn = ring.n
     table: list[Entry] = []
     start = 0
     for k, size in enumerate(sizes):
         used = [*np.unique(index[:, :, k]).tolist(), (1 << size) - 1]  # full set: for P**-1
-        group = range(start, start + size)
+        members = range(start, start + size)
         table += _unit_table(
-            [xs[j][0] for j in group],
-            [inverses[j] for j in group],
-            [xs[j][1] * inverses[j] % nn for j in group],
+            [xs[j][0] for j in members],
+            [inverses[j] for j in members],
+            [xs[j][1] * inverses[j] % nn for j in members],
             nn,
             used,
         )
@@ -288,13 +336,15 @@ def _all_bases_inverse(
     return gmpy2.invert(product, ring.nsquare), tau  # C_k < n are units
 
 
-def _naive(xs: Sequence[Pair], rows: Sequence[Sequence[int]], ring: PairRing) -> list[mpz]:
+def _naive(
+    xs: Sequence[Pair], rows: Sequence[Sequence[int]] | _Int64Matrix, ring: PairRing
+) -> list[mpz]:
     """Square-and-multiply per entry: for bases that are not units (non-negative exponents)."""
     nsquare = ring.nsquare
     results = []
     for row in rows:
         acc = mpz(1)
         for x, e in zip(xs, row, strict=True):
-            acc = acc * gmpy2.powmod(ring.from_pair(x), e, nsquare) % nsquare
+            acc = acc * gmpy2.powmod(ring.from_pair(x), int(e), nsquare) % nsquare
         results.append(acc)
     return results

@@ -40,6 +40,7 @@ __all__ = [
     "decode_signed_ints",
     "encode",
     "encode_scalar",
+    "fixed_point_int64",
     "fixed_to_float",
     "max_int",
     "to_fixed_point",
@@ -115,17 +116,43 @@ def to_fixed_point(values: npt.ArrayLike, frac_bits: int) -> list[int]:
     flat = array.reshape(-1)
     if flat.dtype.kind in "iub":
         return [int(v) << frac_bits for v in flat.tolist()]
+    small = fixed_point_int64(flat, frac_bits)
+    if small is not None:
+        return [int(v) for v in small.tolist()]
     if flat.dtype.kind == "f":
-        if not np.all(np.isfinite(flat)):
-            bad = int(np.flatnonzero(~np.isfinite(flat))[0])
-            raise ValueError(f"cannot encode non-finite value {flat[bad]} at index {bad}")
-        as_float = flat.astype(np.float64)
-        with np.errstate(over="ignore"):
-            scaled = np.rint(np.ldexp(as_float, frac_bits))
-        if scaled.size == 0 or float(np.max(np.abs(scaled))) < 2.0**62:
-            return [int(v) for v in scaled.astype(np.int64).tolist()]
-        return [_exact_fixed(x, frac_bits) for x in as_float.tolist()]
+        return [_exact_fixed(x, frac_bits) for x in flat.astype(np.float64).tolist()]
     return [_scalar_to_fixed(v, frac_bits, i) for i, v in enumerate(flat.tolist())]
+
+
+def fixed_point_int64(values: npt.ArrayLike, frac_bits: int) -> npt.NDArray[np.int64] | None:
+    """``round(x * 2**frac_bits)`` for a float or integer array, as int64 of the same shape.
+
+    None when the array is neither float nor integer, or when some scaled value reaches
+    2**62 (the caller falls back to Python integers, :func:`to_fixed_point`).
+
+    Raises
+    ------
+    ValueError
+        A value is NaN or infinite (the message gives its flat index).
+    """
+    frac_bits = check_frac_bits(frac_bits)
+    array = np.asarray(values)
+    if array.dtype.kind in "iub":
+        bound = 1 << max(62 - frac_bits, 0)
+        if array.size and (int(array.max()) >= bound or int(array.min()) <= -bound):
+            return None
+        return array.astype(np.int64) << frac_bits
+    if array.dtype.kind != "f":
+        return None
+    if not np.all(np.isfinite(array)):
+        flat = array.reshape(-1)
+        bad = int(np.flatnonzero(~np.isfinite(flat))[0])
+        raise ValueError(f"cannot encode non-finite value {flat[bad]} at index {bad}")
+    with np.errstate(over="ignore"):
+        scaled = np.rint(np.ldexp(array.astype(np.float64), frac_bits))
+    if scaled.size and float(np.max(np.abs(scaled))) >= 2.0**62:
+        return None
+    return scaled.astype(np.int64)
 
 
 def _wrap(signed: Sequence[int], n: int) -> list[int]:

@@ -25,7 +25,13 @@ from gmpy2 import mpz
 
 from homolr.crypto._multiexp import multi_products
 from homolr.crypto._public import PublicKey, check_same_key, require_public_key
-from homolr.crypto.encoding import DEFAULT_FRAC_BITS, check_frac_bits, encode, to_fixed_point
+from homolr.crypto.encoding import (
+    DEFAULT_FRAC_BITS,
+    check_frac_bits,
+    encode,
+    fixed_point_int64,
+    to_fixed_point,
+)
 from homolr.errors import EncodingOverflowError
 
 __all__ = ["EncryptedVector", "matvec"]
@@ -285,8 +291,10 @@ def matvec(
     if cols != len(x):
         raise ValueError(f"matrix has {cols} columns but the encrypted vector has {len(x)} values")
     scale = 0 if array.dtype.kind in "biu" else frac_bits
-    flat = to_fixed_point(array.reshape(-1), scale)
-    _check_exponents(flat, x.public_key)
-    exponents = [flat[i * cols : (i + 1) * cols] for i in range(rows)]
+    exponents: npt.NDArray[np.int64] | list[list[int]] | None = fixed_point_int64(array, scale)
+    if exponents is None or int(np.abs(exponents).max(initial=0)) > x.public_key.max_int:
+        flat = to_fixed_point(array.reshape(-1), scale)
+        _check_exponents(flat, x.public_key)
+        exponents = [flat[i * cols : (i + 1) * cols] for i in range(rows)]
     products = multi_products(x.ciphertexts, exponents, x.public_key.n)
     return x._like(products, x.frac_bits + scale)
