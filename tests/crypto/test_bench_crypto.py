@@ -52,3 +52,12 @@ def test_row_ratio_follows_the_direction_of_better() -> None:
     quicker = row_type("y", "ms", 10.0, 50.0, False, 10.0)
     assert quicker.ratio == 5.0 and quicker.passed is False
     assert row_type("z", "B", 1.0).ratio is None
+
+
+def test_pairs_alternate_the_two_sides_and_honour_each_repeat_count() -> None:
+    calls: list[str] = []
+    ours, peer = _load()._best_pair(
+        lambda: calls.append("ours"), lambda: calls.append("peer"), 3, peer_repeats=2
+    )
+    assert calls == ["ours", "peer", "ours", "peer", "ours"]
+    assert 0 <= ours < 1 and 0 <= peer < 1

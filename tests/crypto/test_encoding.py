@@ -85,7 +85,7 @@ def test_large_floats_are_encoded_exactly() -> None:
 
 
 def test_int64_fast_path_matches_the_exact_encoding_and_declines_what_does_not_fit() -> None:
-    matrix = np.array([[0.5, -1.25, 3.0], [-2.0**-30, 2.0**36, -7.75]])
+    matrix = np.array([[0.5, -1.25, 3.0], [-(2.0**-30), 2.0**36, -7.75]])
     fast = fixed_point_int64(matrix, 24)
     assert fast is not None
     assert fast.dtype == np.int64
