@@ -71,7 +71,6 @@ _CHUNK_BITS = 62  # bits extracted per numpy int64 pass
 _FAST_BOUND = 1 << 61  # exponents below this (and their 2**B offsets) fit in int64
 
 _Int64Matrix = npt.NDArray[np.int64]
-_Int64Array = npt.NDArray[np.int64]
 _Uint8Array = npt.NDArray[np.uint8]
 
 Entry = tuple[mpz, mpz]
@@ -184,7 +183,7 @@ Program = list[list[list[int]]]
 
 def _programs(
     planes: _Uint8Array, group: int, offsets: Sequence[int]
-) -> tuple[_Int64Array, list[Program]]:
+) -> tuple[_Int64Matrix, list[Program]]:
     """Group indices ``(n_rows, nbits, n_groups)`` and the Horner program of each row.
 
     Columns are cut into ``len(offsets)`` groups of ``group`` (the last one may be shorter);
