@@ -172,6 +172,31 @@ def _finish(
     return TrainResult(w, rounds, converged, history)
 
 
+def _federate(
+    w: FloatArray,
+    rounds: int,
+    local_steps: Callable[[int, FloatArray], list[FloatArray]],
+    sizes: Sequence[int],
+    weighting: str,
+    tol: float | None,
+    validation: Dataset | None,
+    eval_every: int,
+) -> TrainResult:
+    """Run up to ``rounds`` rounds from ``w``: local steps, PS average, stop test, evaluation.
+
+    ``local_steps(t, w)`` returns every worker's weights after round ``t``.
+    """
+    history: list[tuple[int, Metrics]] = []
+    for t in range(rounds):
+        w_new = average_weights(local_steps(t, w), sizes, weighting)
+        stop = _should_stop(w, w_new, tol)
+        w = w_new
+        _evaluate_if_due(history, t, w, validation, eval_every)
+        if stop:
+            return _finish(w, t + 1, True, history, validation)
+    return _finish(w, rounds, False, history, validation)
+
+
 def train_taylor(
     workers: Sequence[Dataset],
     *,
@@ -221,18 +246,13 @@ def train_taylor(
     d = _check_workers(workers) + 1
     stats = [sufficient_stats(add_bias(k.X), k.y) for k in workers]
     sizes = [k.n_samples for k in workers]
-    w = np.full(d, float(init_weight))
-    history: list[tuple[int, Metrics]] = []
-    for t in range(iters):
+
+    def local_steps(t: int, w: FloatArray) -> list[FloatArray]:
         lr = learning_rate(schedule, lr0, t)
-        local = [taylor_local(w, s, lr, alpha, quantize_bits) for s in stats]
-        w_new = average_weights(local, sizes, weighting)
-        stop = _should_stop(w, w_new, tol)
-        w = w_new
-        _evaluate_if_due(history, t, w, validation, eval_every)
-        if stop:
-            return _finish(w, t + 1, True, history, validation)
-    return _finish(w, iters, False, history, validation)
+        return [taylor_local(w, s, lr, alpha, quantize_bits) for s in stats]
+
+    w = np.full(d, float(init_weight))
+    return _federate(w, iters, local_steps, sizes, weighting, tol, validation, eval_every)
 
 
 def train_fedavg(
@@ -289,22 +309,16 @@ def train_fedavg(
     data = [(add_bias(k.X), k.y) for k in workers]
     rngs = [np.random.default_rng([seed, k]) for k in range(len(workers))]
     sizes = [k.n_samples for k in workers]
-    w = np.full(d, float(init_weight))
-    history: list[tuple[int, Metrics]] = []
-    for t in range(rounds):
+
+    def local_steps(t: int, w: FloatArray) -> list[FloatArray]:
         lr_t = learning_rate(schedule, lr, t)
-        if rng_factory is not None:
-            rngs = [rng_factory(t, k) for k in range(len(workers))]
-        local = [
+        round_rngs = rngs if rng_factory is None else [rng_factory(t, k) for k in range(len(data))]
+        return [
             sgd_epochs(
                 w, Xb, y, lr=lr_t, alpha=alpha, batch_size=batch_size, epochs=local_epochs, rng=r
             )
-            for (Xb, y), r in zip(data, rngs, strict=True)
+            for (Xb, y), r in zip(data, round_rngs, strict=True)
         ]
-        w_new = average_weights(local, sizes, weighting)
-        stop = _should_stop(w, w_new, tol)
-        w = w_new
-        _evaluate_if_due(history, t, w, validation, eval_every)
-        if stop:
-            return _finish(w, t + 1, True, history, validation)
-    return _finish(w, rounds, False, history, validation)
+
+    w = np.full(d, float(init_weight))
+    return _federate(w, rounds, local_steps, sizes, weighting, tol, validation, eval_every)
