@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from homolr.crypto._multiexp import _batch_inverse, _unit_table, multi_products
+from homolr.crypto._multiexp import (
+    _batch_inverse,
+    _unit_table,
+    choose_group_size,
+    multi_products,
+)
 from tests.crypto._hyp import CRYPTO
 
 P, Q = gmpy2.next_prime(1 << 95), gmpy2.next_prime(1 << 96)
@@ -16,12 +21,14 @@ N = P * Q
 NSQUARE = N * N
 
 
-def naive(bases: list[int], rows: list[list[int]]) -> list[int]:
+def naive(bases: list[int], rows: list[list[int]], n: int = N) -> list[int]:
+    """One ``powmod`` per entry mod ``n**2``: the definition multi_products must match."""
+    modulus = n * n
     out = []
     for row in rows:
         acc = gmpy2.mpz(1)
         for b, e in zip(bases, row, strict=True):
-            acc = acc * gmpy2.powmod(b, e, NSQUARE) % NSQUARE
+            acc = acc * gmpy2.powmod(b, e, modulus) % modulus
         out.append(acc)
     return out
 
@@ -106,3 +113,37 @@ def test_unit_table_entries_are_the_subset_products(values: list[int]) -> None:
 
 def test_batch_inverse_reports_a_non_unit() -> None:
     assert _batch_inverse([gmpy2.mpz(3), P * 2, gmpy2.mpz(5)], N) is None
+
+
+N_SMALL = gmpy2.next_prime(1 << 127) * gmpy2.next_prime(1 << 126)
+
+
+@CRYPTO
+@given(st.data())
+def test_multi_products_match_naive_powmods(data: st.DataObject) -> None:
+    cols = data.draw(st.integers(1, 20))
+    rows = data.draw(st.integers(0, 4))
+    bits = data.draw(st.sampled_from([1, 8, 30, 63, 64, 130]))  # > 62 exercises chunking
+    bases = [gmpy2.next_prime(1000 + 17 * j) for j in range(cols)]
+    exps = data.draw(
+        st.lists(
+            st.lists(st.integers(-(2**bits), 2**bits), min_size=cols, max_size=cols),
+            min_size=rows,
+            max_size=rows,
+        )
+    )
+    assert multi_products(bases, exps, N_SMALL) == naive(bases, exps, N_SMALL)
+
+
+def test_multi_products_rejects_ragged_rows_and_non_units() -> None:
+    with pytest.raises(ValueError, match="row 1"):
+        multi_products([2, 3], [[1, 2], [1]], N_SMALL)
+    factor = gmpy2.next_prime(1 << 127)
+    with pytest.raises(ValueError, match="units"):
+        multi_products([factor], [[-1]], N_SMALL)
+
+
+def test_group_size_grows_with_reuse() -> None:
+    assert choose_group_size(31, 31 * 26) == 8  # the 31 x 31 training matrix
+    assert choose_group_size(31, 26) < choose_group_size(31, 31 * 26)
+    assert choose_group_size(1, 1000) == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gmpy2
 import numpy as np
 import pytest
 from hypothesis import given
@@ -16,7 +15,6 @@ from homolr.crypto import (
     encrypt_packed,
     matvec,
 )
-from homolr.crypto._multiexp import choose_group_size, multi_products
 from homolr.errors import InvalidCiphertextError, KeyMismatchError
 from tests.crypto._hyp import CRYPTO
 from tests.crypto.conftest import KeyPair
@@ -280,49 +278,3 @@ def test_matvec_31x31_at_2048_bits(keypair_2048: KeyPair) -> None:
     assert result.frac_bits == 2 * DEFAULT_FRAC_BITS
     expected = quantised(matrix) @ quantised(w) + quantised(b, 2 * DEFAULT_FRAC_BITS)
     np.testing.assert_allclose(sk.decrypt_vector(result), expected, rtol=1e-12, atol=1e-9)
-
-
-# ---------------------------------------------------------------------------- multi_products
-N_SMALL = gmpy2.next_prime(1 << 127) * gmpy2.next_prime(1 << 126)
-MODULUS = N_SMALL * N_SMALL
-
-
-def naive(bases: list[int], rows: list[list[int]]) -> list[int]:
-    out = []
-    for row in rows:
-        acc = gmpy2.mpz(1)
-        for b, e in zip(bases, row, strict=True):
-            acc = acc * gmpy2.powmod(b, e, MODULUS) % MODULUS
-        out.append(acc)
-    return out
-
-
-@CRYPTO
-@given(st.data())
-def test_multi_products_match_naive_powmods(data: st.DataObject) -> None:
-    cols = data.draw(st.integers(1, 20))
-    rows = data.draw(st.integers(0, 4))
-    bits = data.draw(st.sampled_from([1, 8, 30, 63, 64, 130]))  # > 62 exercises chunking
-    bases = [gmpy2.next_prime(1000 + 17 * j) for j in range(cols)]
-    exps = data.draw(
-        st.lists(
-            st.lists(st.integers(-(2**bits), 2**bits), min_size=cols, max_size=cols),
-            min_size=rows,
-            max_size=rows,
-        )
-    )
-    assert multi_products(bases, exps, N_SMALL) == naive(bases, exps)
-
-
-def test_multi_products_rejects_ragged_rows_and_non_units() -> None:
-    with pytest.raises(ValueError, match="row 1"):
-        multi_products([2, 3], [[1, 2], [1]], N_SMALL)
-    factor = gmpy2.next_prime(1 << 127)
-    with pytest.raises(ValueError, match="units"):
-        multi_products([factor], [[-1]], N_SMALL)
-
-
-def test_group_size_grows_with_reuse() -> None:
-    assert choose_group_size(31, 31 * 26) == 8  # the 31 x 31 training matrix
-    assert choose_group_size(31, 26) < choose_group_size(31, 31 * 26)
-    assert choose_group_size(1, 1000) == 1
