@@ -204,45 +204,48 @@ def _programs(
 
 
 def _shift_signed(
-    rows: Sequence[Sequence[int]] | _Int64Matrix,
-) -> tuple[Sequence[Sequence[int]] | _Int64Matrix, list[bool], int]:
-    """Offset every entry of the rows with a negative entry by ``2**B``.
+    rows: Sequence[Sequence[int]] | _Int64Matrix, bits: int
+) -> tuple[Sequence[Sequence[int]] | _Int64Matrix, list[bool]]:
+    """Offset every entry of the rows with a negative entry by ``2**bits``.
 
-    Returns the shifted (non-negative) exponents, which rows were shifted and ``B``, the bit
-    length of the largest ``|exponent|``.
+    ``bits`` is the bit length of the largest ``|exponent|``. Returns the shifted
+    (non-negative) exponents and which rows were shifted.
     """
     if isinstance(rows, np.ndarray):
         negative = np.asarray((rows < 0).any(axis=1), dtype=bool)
-        bits = int(np.abs(rows).max(initial=0)).bit_length()
         offsets: _Int64Matrix = np.where(negative, 1 << bits, 0).astype(np.int64)
         signed = [bool(v) for v in negative.tolist()]
-        return rows + offsets[:, None], signed, bits
+        return rows + offsets[:, None], signed
     signed_rows = [min(row) < 0 for row in rows]
-    bits = max(max(map(abs, row)) for row in rows).bit_length()
     shifted = [
         [e + (1 << bits) for e in row] if negative else list(row)
         for row, negative in zip(rows, signed_rows, strict=True)
     ]
-    return shifted, signed_rows, bits
+    return shifted, signed_rows
 
 
 def _exponent_rows(
     exponents: Sequence[Sequence[int]] | npt.NDArray[np.integer], cols: int
-) -> Sequence[Sequence[int]] | _Int64Matrix:
-    """Validate the shape; an int64 matrix when every ``|exponent|`` < 2**61, else int lists."""
+) -> tuple[Sequence[Sequence[int]] | _Int64Matrix, int]:
+    """Validate the shape; return the rows and the bit length of the largest ``|exponent|``.
+
+    The rows are an int64 matrix when every ``|exponent|`` < 2**61, else lists of ints.
+    """
     if isinstance(exponents, np.ndarray) and exponents.dtype.kind in "iu":
         if exponents.ndim != 2 or exponents.shape[1] != cols:
             raise ValueError(f"exponents have shape {exponents.shape}, expected (rows, {cols})")
-        if exponents.size == 0 or int(np.abs(exponents).max()) < _FAST_BOUND:
-            return exponents.astype(np.int64)
+        largest = int(np.abs(exponents).max(initial=0))
+        if largest < _FAST_BOUND:
+            return exponents.astype(np.int64), largest.bit_length()
         exponents = exponents.tolist()
     rows = [list(map(int, row)) for row in exponents]
     for i, row in enumerate(rows):
         if len(row) != cols:
             raise ValueError(f"exponent row {i} has {len(row)} entries, expected {cols}")
-    if rows and cols and max(max(map(abs, row)) for row in rows) < _FAST_BOUND:
-        return np.array(rows, dtype=np.int64)
-    return rows
+    largest = max((abs(e) for row in rows for e in row), default=0)
+    if largest < _FAST_BOUND:
+        return np.array(rows, dtype=np.int64).reshape(len(rows), cols), largest.bit_length()
+    return rows, largest.bit_length()
 
 
 def _run(
@@ -290,10 +293,10 @@ def multi_products(
     """
     ring = PairRing(n)
     xs = [ring.to_pair(b) for b in bases]
-    rows = _exponent_rows(exponents, len(xs))
+    rows, magnitude_bits = _exponent_rows(exponents, len(xs))
     if len(rows) == 0 or not xs:
         return [mpz(1) for _ in range(len(rows))]
-    shifted, signed_rows, magnitude_bits = _shift_signed(rows)
+    shifted, signed_rows = _shift_signed(rows, magnitude_bits)
     inverses = _batch_inverse([x[0] for x in xs], ring.n)
     if inverses is None:
         if any(signed_rows):
