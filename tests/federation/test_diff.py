@@ -84,6 +84,8 @@ def test_same_key_with_another_certificate_is_reported(
         .not_valid_before(original.not_valid_before_utc)
         .not_valid_after(original.not_valid_after_utc + datetime.timedelta(days=1))
     )
+    for extension in original.extensions:
+        builder = builder.add_extension(extension.value, critical=extension.critical)
     reissued = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
     theirs_document = copy.deepcopy(document)
     theirs_document["members"][0]["certificate"] = reissued.public_bytes(

@@ -659,6 +659,18 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "lacks digitalSignature",
     ),
     (
+        "certificate-no-key-usage",
+        certificate_for(0, lambda cn: pem(make_certificate(cn, key_usage=None)[0])),
+        "members[0].certificate",
+        "has no KeyUsage extension",
+    ),
+    (
+        "certificate-key-cert-sign",
+        certificate_for(0, lambda cn: pem(make_certificate(cn, cert_sign=True)[0])),
+        "members[0].certificate",
+        "allows keyCertSign",
+    ),
+    (
         "certificate-server-only",
         certificate_for(0, lambda cn: pem(make_certificate(cn, client_auth=False)[0])),
         "members[0].certificate",

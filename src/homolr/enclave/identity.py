@@ -15,10 +15,14 @@ operators run nodes but cannot mint members):
   ``grpc.ssl_server_credentials(..., require_client_auth=True)``, so the handshake fails for a
   client whose certificate is not signed by one of the members' keys.
 * Per call: :func:`peer_member_id` maps the peer's certificate to the member whose key
-  fingerprint it carries, and refuses anything else. This second check is not optional: gRPC
-  (BoringSSL) also accepts a chain in which a member's key signed *another* leaf certificate, even
-  though the member certificate says ``ca=False`` (verified with grpcio 1.85.3), so a member
-  could otherwise present extra identities. The common name is never trusted.
+  fingerprint it carries, and refuses anything else; the common name is never trusted.
+
+Why both. Measured with grpcio 1.85.3 (BoringSSL): as a trust anchor, a member certificate's
+BasicConstraints ``ca=False`` is ignored, and the handshake accepts a leaf that the member's key
+signed for *another* key -- unless the anchor carries a KeyUsage without keyCertSign. The
+federation file therefore only admits certificates with such a KeyUsage
+(:func:`~homolr.federation.certificates.check_member_certificate`), which makes the handshake
+refuse those leaves, and :func:`peer_member_id` refuses them again per call.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ its certificate with the same key keeps its fingerprint.
 :func:`check_member_certificate` accepts only what the PS can use as a client-certificate trust
 anchor for exactly one member: a single PEM certificate, self-signed (its signature verifies
 with its own key), not a CA, with common name equal to the member id, a key and signature that
-TLS accepts, and key usages that allow TLS client authentication.
+TLS accepts, and key usages that allow TLS client authentication but not signing certificates.
 """
 
 from __future__ import annotations
@@ -136,8 +136,15 @@ def check_member_certificate(certificate_pem: bytes | str, member_id: str) -> x5
     with the certificate's own key); BasicConstraints, when present, says ``ca=False``; exactly
     one common name, equal to ``member_id``; every ``homolr-member:`` SAN URI names
     ``member_id``; an EC key on P-256/P-384/P-521 or an RSA key of at least 2048 bits; a
-    SHA-2 signature; KeyUsage (when present) allows digitalSignature and ExtendedKeyUsage (when
-    present) allows clientAuth, or TLS would refuse the certificate as a client certificate.
+    SHA-2 signature; KeyUsage present, with digitalSignature and without keyCertSign;
+    ExtendedKeyUsage (when present) allows clientAuth.
+
+    Why KeyUsage is required: as a client-certificate trust anchor, gRPC's TLS (BoringSSL,
+    grpcio 1.85.3) ignores the anchor's BasicConstraints, so a ``ca=False`` member certificate
+    still lets the member's key sign *other* client certificates that the handshake accepts --
+    unless the anchor has a KeyUsage without keyCertSign. (The PS also maps every peer to a
+    member by its key, :func:`homolr.enclave.identity.peer_member_id`; this keeps the TLS
+    layer tight as well.)
 
     Returns
     -------
@@ -232,13 +239,20 @@ def _check_usages(certificate: x509.Certificate) -> None:
     try:
         usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
-        pass
-    else:
-        if not usage.digital_signature:
-            raise ConfigError(
-                "certificate KeyUsage lacks digitalSignature: TLS would refuse it as a client "
-                "certificate"
-            )
+        raise ConfigError(
+            "certificate has no KeyUsage extension: a member certificate needs KeyUsage "
+            "digitalSignature without keyCertSign, or TLS accepts certificates its key signs"
+        ) from None
+    if not usage.digital_signature:
+        raise ConfigError(
+            "certificate KeyUsage lacks digitalSignature: TLS would refuse it as a client "
+            "certificate"
+        )
+    if usage.key_cert_sign:
+        raise ConfigError(
+            "certificate KeyUsage allows keyCertSign: TLS would accept certificates its key "
+            "signs as this member's"
+        )
     try:
         extended = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
