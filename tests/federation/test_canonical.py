@@ -295,6 +295,7 @@ def _replace(data: bytes, old: str, new: str) -> bytes:
         ),
         (lambda data: _replace(data, '"seed":0', f'"seed":{2**63}'), "plan.seed"),
         (lambda _data: b" " * (MAX_FEDERATION_BYTES + 1), "exceeds"),
+        (lambda _data: b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
     ],
 )
 def test_tampered_or_non_canonical_bytes_are_refused(

@@ -67,3 +67,8 @@ def test_oversized_file_is_refused(tmp_path: Path, document: Document) -> None:
     text = to_toml(document) + "#" * MAX_FEDERATION_BYTES
     with pytest.raises(ConfigError, match="larger than 1048576 bytes"):
         load_federation(_write(tmp_path, text))
+
+
+def test_deep_nesting_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"fed: not valid TOML: .*nested too deeply"):
+        parse_federation("a = " + "[" * 100_000 + "]" * 100_000, "fed")

@@ -197,6 +197,12 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "inf is out of range",
     ),
     (
+        "lr-huge-integer",
+        changes(plan={"learning_rate": 10**400}),
+        "plan.learning_rate",
+        "is out of range; expected finite and > 0",
+    ),
+    (
         "lr-string",
         changes(plan={"learning_rate": "0.3"}),
         "plan.learning_rate",

@@ -80,6 +80,8 @@ def federation_from_canonical(data: bytes, source: str) -> Federation:
         )
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError(f"{source}: federation document is not UTF-8 JSON: {error}") from None
+    except RecursionError:
+        raise ProtocolError(f"{source}: federation document is nested too deeply") from None
     if not isinstance(document, dict):
         raise ProtocolError(f"{source}: federation document is not a JSON object")
     try:

@@ -31,6 +31,8 @@ def parse_federation(text: str, source: str) -> Federation:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{source}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
     return federation_from_document(document, source)
 
 

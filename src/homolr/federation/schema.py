@@ -373,7 +373,10 @@ class _Table:
         value = self.raw(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"expected a number, got {_describe(value)}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the largest double
+            number = math.inf
         if not math.isfinite(number) or not check(number):
             raise self.error(key, f"{value} is out of range; expected {expected}")
         return number
