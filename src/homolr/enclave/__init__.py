@@ -6,10 +6,26 @@ the report data of an SGX quote (:mod:`~homolr.enclave.binding`,
 check it against a policy (:mod:`~homolr.enclave.policy`) and verify its signature chain
 (:mod:`~homolr.enclave.verifier`) before encrypting anything. :mod:`~homolr.enclave.tls`
 holds the attested server identity, certificate pinning and the development PKI for
-worker client certificates; :mod:`~homolr.enclave.sealing` the PS's atomic checkpoints.
+worker client certificates; :mod:`~homolr.enclave.identity` the members' own key pairs and
+their admission through the federation file; :mod:`~homolr.enclave.sealing` the PS's atomic
+checkpoints.
 """
 
-from homolr.enclave.binding import REPORT_DATA_DOMAIN, report_data_for
+from homolr.enclave.binding import (
+    REPORT_DATA_DOMAIN,
+    REPORT_DATA_DOMAIN_V2,
+    report_data_for,
+    report_data_for_federation,
+)
+from homolr.enclave.identity import (
+    MemberIdentity,
+    federation_member_snippet,
+    generate_member_identity,
+    member_trust_bundle,
+    peer_member_id,
+    spki_fingerprint,
+    write_member_identity,
+)
 from homolr.enclave.policy import AttestationPolicy, check_quote, parse_measurement, parse_u16
 from homolr.enclave.provider import (
     GRAMINE_ATTESTATION_DIR,
@@ -80,6 +96,7 @@ __all__ = [
     "INSECURE_TRANSPORT_WARNING",
     "NO_ATTESTATION_WARNING",
     "REPORT_DATA_DOMAIN",
+    "REPORT_DATA_DOMAIN_V2",
     "SERVER_NAME",
     "SGX_FLAGS_DEBUG",
     "SYNTHETIC_CERT_DATA",
@@ -92,6 +109,7 @@ __all__ = [
     "DevPki",
     "EcdsaSignatureData",
     "GramineQuoteProvider",
+    "MemberIdentity",
     "Quote",
     "QuoteProvider",
     "QuoteVerifier",
@@ -109,20 +127,27 @@ __all__ = [
     "check_quote",
     "classify_dcap_result",
     "create_dev_ca",
+    "federation_member_snippet",
     "fetch_server_certificate",
+    "generate_member_identity",
     "generate_server_identity",
     "issue_worker_certificate",
     "load_dev_ca",
+    "member_trust_bundle",
     "parse_measurement",
     "parse_quote",
     "parse_u16",
+    "peer_member_id",
     "pinned_channel_credentials",
     "private_key_from_document",
     "private_key_to_document",
     "report_data_for",
+    "report_data_for_federation",
     "server_credentials",
+    "spki_fingerprint",
     "validate_worker_id",
     "verify_attestation",
     "worker_id_from_auth_context",
     "write_dev_pki",
+    "write_member_identity",
 ]
