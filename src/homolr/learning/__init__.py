@@ -11,6 +11,7 @@ encrypted runs); :func:`replay_reference` reproduces the reference solution's lo
 from homolr.learning.data import (
     Dataset,
     add_bias,
+    data_warnings,
     demo_split,
     load_csv,
     load_unlabelled_csv,
@@ -61,6 +62,7 @@ __all__ = [
     "TrainResult",
     "add_bias",
     "average_weights",
+    "data_warnings",
     "demo_split",
     "evaluate",
     "format_eval_line",

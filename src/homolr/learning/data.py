@@ -5,9 +5,12 @@ File format (the FATE ``breast_homo_*`` layout used by the reference solution)::
     id,y,x0,x1,...,x29
     133,1,0.254879,-1.046633,...
 
-* ``y`` (required) is the binary label, written ``0``/``1`` (``0.0``/``1.0`` accepted);
+* ``y`` (required; another name with ``label=``) is the binary label, written ``0``/``1``
+  (``0.0``/``1.0`` accepted);
 * ``id`` (optional) is an integer row id;
-* every other column is a feature, kept in file order.
+* every other column is a feature. Without ``features=`` they are kept in file order; with
+  ``features=`` (the names the federation agreed on) they are matched by *name*, returned in
+  that order whatever the file's order, and a missing or unexpected column is refused.
 
 Every validation failure raises :class:`homolr.errors.DataError` with a compiler-style message
 ``<file>:<line>: column '<name>': <problem>``. Reading is streaming (``csv`` module, one pass)
@@ -45,7 +48,7 @@ ID_COLUMN = "id"
 DEMO_SIZES = (227, 228, 114)
 #: sklearn column order of the reference files: "worst" features, then "mean", then "error".
 REFERENCE_FEATURE_ORDER = (*range(20, 30), *range(0, 10), *range(10, 20))
-SCALER_FITS = ("all", "train")
+SCALER_FITS = ("all", "train", "none")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,10 @@ class Dataset:
         Names of the feature columns, in order.
     source : str
         Where the data came from (a path or a description), used in messages.
+    ignored_columns : tuple of str
+        Columns of the file that were neither ``id``, the label nor an expected feature and were
+        skipped (only :func:`load_unlabelled_csv` with ``ignore_extra=True`` skips any), in file
+        order, so that a caller can tell the user.
     """
 
     X: FloatArray
@@ -72,6 +79,7 @@ class Dataset:
     ids: IntArray | None
     feature_names: tuple[str, ...]
     source: str
+    ignored_columns: tuple[str, ...] = ()
 
     @property
     def n_samples(self) -> int:
@@ -101,6 +109,65 @@ def add_bias(X: FloatArray) -> FloatArray:
     return np.hstack([np.ones((X.shape[0], 1)), X])
 
 
+# --------------------------------------------------------------------------------- warnings
+
+#: Below this many rows, :func:`data_warnings` says the set is too small to train on alone.
+MIN_ROWS = 10
+
+
+def data_warnings(dataset: Dataset, *, min_rows: int = MIN_ROWS) -> list[str]:
+    """Plain-language warnings about a data set that loads but will train badly.
+
+    Pure: nothing is printed; the worker (for its training set) and the PS (for its validation
+    set) show them. Each warning starts with ``dataset.source``.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    min_rows : int
+        Fewer rows than this is reported as too few.
+
+    Returns
+    -------
+    list of str
+        In this order, each only when it applies: too few rows; fewer rows than features;
+        constant feature columns (named, with their value); a single class among the labels
+        (an unlabelled set, ``y`` empty, is not checked for classes).
+    """
+    where = dataset.source
+    n, d = dataset.n_samples, dataset.n_features
+    notes: list[str] = []
+    if n < min_rows:
+        notes.append(
+            f"{where}: only {n} row{'s' if n != 1 else ''} (fewer than {min_rows}); its "
+            "contribution will be noisy"
+        )
+    if n < d:
+        notes.append(
+            f"{where}: fewer rows ({n}) than features ({d}); on its own this data cannot "
+            "determine the model (the federation's other members must make up for it)"
+        )
+    if n:
+        constant = np.flatnonzero(dataset.X.max(axis=0) == dataset.X.min(axis=0))
+        if constant.size:
+            listed = ", ".join(
+                f"'{dataset.feature_names[j]}' (= {dataset.X[0, j]:g})" for j in constant
+            )
+            plural = "s" if constant.size > 1 else ""
+            notes.append(
+                f"{where}: {constant.size} constant feature column{plural}: {listed}; "
+                "no information for training in this file"
+            )
+    if dataset.y.size:
+        classes = np.unique(dataset.y)
+        if classes.size == 1:
+            notes.append(
+                f"{where}: every row has label {int(classes[0])}; a single class cannot "
+                "train a classifier on its own"
+            )
+    return notes
+
+
 # --------------------------------------------------------------------------------- CSV reading
 
 
@@ -124,8 +191,8 @@ def _decoded_lines(raw: Iterator[bytes], path: str) -> Iterator[str]:
         yield text.removeprefix("\ufeff") if number == 1 else text
 
 
-def _check_header(header: list[str], path: str, *, require_label: bool = True) -> None:
-    """Validate the header row: named columns, no duplicates, a ``y`` column, not data."""
+def _check_header(header: list[str], path: str, *, label: str, require_label: bool) -> None:
+    """Validate the header row: named columns, no duplicates, a label column, not data."""
     if all(_is_number(name) for name in header):
         raise DataError(
             f"{_where(path, 1)} missing header: the first line looks like data "
@@ -141,9 +208,9 @@ def _check_header(header: list[str], path: str, *, require_label: bool = True) -
                 f"(columns {seen[name]} and {position})"
             )
         seen[name] = position
-    if require_label and LABEL_COLUMN not in seen:
+    if require_label and label not in seen:
         raise DataError(
-            f"{_where(path, 1)} no label column '{LABEL_COLUMN}' in the header "
+            f"{_where(path, 1)} no label column '{label}' in the header "
             f"(got columns: {', '.join(header)})"
         )
 
@@ -157,21 +224,90 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _expected_features(features: Sequence[str] | None, label: str) -> tuple[str, ...] | None:
+    """Validate the caller's list of feature names (a programming or plan error: ConfigError)."""
+    if features is None:
+        return None
+    if isinstance(features, str):
+        raise ConfigError(
+            f"features must be a sequence of column names, not one string {features!r}"
+        )
+    names = tuple(features)
+    if not names:
+        raise ConfigError("features must name at least one column, got an empty list")
+    bad = [n for n in names if not isinstance(n, str) or not n or n != n.strip()]
+    if bad:
+        raise ConfigError(f"feature names must be non-empty strings without edge spaces: {bad}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"features lists {_quoted(repeated)} more than once")
+    reserved = [n for n in names if n in (label, ID_COLUMN)]
+    if reserved:
+        raise ConfigError(
+            f"features must not include the label column '{label}' or the id column "
+            f"'{ID_COLUMN}', got {_quoted(reserved)}"
+        )
+    return names
+
+
+def _quoted(names: Sequence[str]) -> str:
+    """``'a', 'b'`` for messages."""
+    return ", ".join(repr(n) for n in names)
+
+
+def _mismatch(path: str, expected: Sequence[str], missing: list[str], extra: list[str]) -> str:
+    """Message for a header whose feature columns differ from the expected names."""
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)}: {_quoted(missing)}")
+    if extra:
+        parts.append(f"unexpected {len(extra)}: {_quoted(extra)}")
+    folded = {n.casefold() for n in extra}
+    hint = (
+        " (column names are case-sensitive)" if any(n.casefold() in folded for n in missing) else ""
+    )
+    return (
+        f"{_where(path, 1)} the header's feature columns do not match the {len(expected)} "
+        f"expected features ({'; '.join(parts)}){hint}"
+    )
+
+
 @dataclass(frozen=True)
 class _Layout:
     """Column positions resolved from the header."""
 
     names: tuple[str, ...]
+    label_name: str
     label: int | None
     id: int | None
     features: tuple[int, ...]
+    ignored: tuple[int, ...]
 
     @classmethod
-    def from_header(cls, header: list[str]) -> _Layout:
-        label = header.index(LABEL_COLUMN) if LABEL_COLUMN in header else None
+    def from_header(
+        cls,
+        header: list[str],
+        path: str,
+        *,
+        label: str,
+        expected: tuple[str, ...] | None,
+        ignore_extra: bool,
+    ) -> _Layout:
+        """Resolve the columns; with ``expected`` names, match features by name, in that order."""
+        label_pos = header.index(label) if label in header else None
         id_pos = header.index(ID_COLUMN) if ID_COLUMN in header else None
-        feats = tuple(i for i in range(len(header)) if i not in (label, id_pos))
-        return cls(tuple(header), label, id_pos, feats)
+        candidates = [i for i in range(len(header)) if i not in (label_pos, id_pos)]
+        if expected is None:
+            return cls(tuple(header), label, label_pos, id_pos, tuple(candidates), ())
+        position = {header[i]: i for i in candidates}
+        wanted = set(expected)
+        missing = [n for n in expected if n not in position]
+        extra = [header[i] for i in candidates if header[i] not in wanted]
+        if missing or (extra and not ignore_extra):
+            raise DataError(_mismatch(path, expected, missing, [] if ignore_extra else extra))
+        ignored = tuple(i for i in candidates if header[i] not in wanted)
+        features = tuple(position[n] for n in expected)
+        return cls(tuple(header), label, label_pos, id_pos, features, ignored)
 
     def feature_getter(self) -> Callable[[list[str]], Sequence[str]]:
         """Fast extraction of the feature fields of a row."""
@@ -183,14 +319,14 @@ class _Layout:
         return operator.itemgetter(*self.features)
 
 
-def _parse_label(text: str, path: str, line: int) -> int:
+def _parse_label(text: str, path: str, line: int, label: str) -> int:
     """Parse a label written 0/1 (or 0.0/1.0)."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if value not in (0.0, 1.0):
-        raise DataError(f"{_where(path, line, LABEL_COLUMN)} label must be 0 or 1, got {text!r}")
+        raise DataError(f"{_where(path, line, label)} label must be 0 or 1, got {text!r}")
     return int(value)
 
 
@@ -258,7 +394,7 @@ def _read_rows(
             continue
         _check_width(row, layout, path, line)
         if layout.label is not None:
-            labels.append(_parse_label(row[layout.label], path, line))
+            labels.append(_parse_label(row[layout.label], path, line, layout.label_name))
         if layout.id is not None:
             ids.append(_parse_id(row[layout.id], path, line))
         features.append(_parse_features(get_features(row), layout, path, line))
@@ -266,13 +402,26 @@ def _read_rows(
     return features, labels, ids, lines
 
 
-def load_csv(path: str | os.PathLike[str]) -> Dataset:
+def load_csv(
+    path: str | os.PathLike[str],
+    *,
+    features: Sequence[str] | None = None,
+    label: str = LABEL_COLUMN,
+) -> Dataset:
     """Load and validate a labelled CSV file.
 
     Parameters
     ----------
     path : str or path-like
-        File with header ``[id,]y,<features...>`` (column order free, ``y`` required).
+        File with header ``[id,]<label>,<features...>`` (column order free).
+    features : sequence of str, optional
+        The expected feature names (e.g. the training plan's). When given, columns are matched
+        by name and ``X``'s columns come in this order whatever the file's order; a file that
+        lacks one of them or has any other column (besides ``id`` and the label) is refused,
+        with every missing and unexpected name listed. When omitted, every column other than
+        ``id`` and the label is a feature, in file order.
+    label : str
+        Name of the label column (default ``"y"``).
 
     Returns
     -------
@@ -282,30 +431,70 @@ def load_csv(path: str | os.PathLike[str]) -> Dataset:
     Raises
     ------
     DataError
-        Missing, unreadable, empty or non-UTF-8 file; missing header, no ``y`` column, duplicate
-        or empty column names; a row with the wrong number of fields; a non-numeric or non-finite
-        feature; a label not in {0, 1}; a non-integer id; no data rows. The message names the
-        file, the 1-based line number and the column.
+        Missing, unreadable, empty or non-UTF-8 file; missing header, no label column, duplicate
+        or empty column names; feature columns that differ from ``features``; a row with the
+        wrong number of fields; a non-numeric or non-finite feature; a label not in {0, 1}; a
+        non-integer id; no data rows. The message names the file, the 1-based line number and
+        the column.
+    ConfigError
+        ``features`` itself is invalid (empty, repeated names, includes ``id`` or the label).
     """
-    return _open_and_load(path, require_label=True)
+    expected = _expected_features(features, label)
+    return _open_and_load(path, label=label, expected=expected, ignore_extra=False)
 
 
-def load_unlabelled_csv(path: str | os.PathLike[str]) -> Dataset:
-    """Load rows to score: like :func:`load_csv`, but the ``y`` column may be absent.
+def load_unlabelled_csv(
+    path: str | os.PathLike[str],
+    *,
+    features: Sequence[str] | None = None,
+    label: str = LABEL_COLUMN,
+    ignore_extra: bool = True,
+) -> Dataset:
+    """Load rows to score: like :func:`load_csv`, but the label column may be absent.
+
+    Parameters
+    ----------
+    path : str or path-like
+    features : sequence of str, optional
+        The model's feature names; matched by name as in :func:`load_csv`. A missing one is
+        always refused.
+    label : str
+        Name of the label column; when present its values are loaded into ``y``.
+    ignore_extra : bool
+        With ``features``: skip columns that are not features (nor ``id`` or the label) instead
+        of refusing the file; their names are returned in ``Dataset.ignored_columns`` so the
+        caller can say so.
 
     Returns
     -------
     Dataset
-        ``y`` holds the labels when the file has a ``y`` column, else it is empty (shape (0,)).
+        ``y`` holds the labels when the file has a label column, else it is empty (shape (0,)).
     """
-    return _open_and_load(path, require_label=False)
+    expected = _expected_features(features, label)
+    return _open_and_load(
+        path, label=label, expected=expected, ignore_extra=ignore_extra, require_label=False
+    )
 
 
-def _open_and_load(path: str | os.PathLike[str], *, require_label: bool) -> Dataset:
+def _open_and_load(
+    path: str | os.PathLike[str],
+    *,
+    label: str,
+    expected: tuple[str, ...] | None,
+    ignore_extra: bool,
+    require_label: bool = True,
+) -> Dataset:
     name = os.fspath(path)
     try:
         with open(name, "rb") as raw:
-            return _load_stream(raw, name, require_label=require_label)
+            return _load_stream(
+                raw,
+                name,
+                label=label,
+                expected=expected,
+                ignore_extra=ignore_extra,
+                require_label=require_label,
+            )
     except FileNotFoundError:
         raise DataError(f"{name}: file not found") from None
     except IsADirectoryError:
@@ -314,8 +503,16 @@ def _open_and_load(path: str | os.PathLike[str], *, require_label: bool) -> Data
         raise DataError(f"{name}: cannot read file ({exc.strerror or exc})") from None
 
 
-def _load_stream(raw: Iterator[bytes], path: str, *, require_label: bool = True) -> Dataset:
-    """Parse an open binary stream (see :func:`load_csv`); without a ``y`` column (allowed only
+def _load_stream(
+    raw: Iterator[bytes],
+    path: str,
+    *,
+    label: str = LABEL_COLUMN,
+    expected: tuple[str, ...] | None = None,
+    ignore_extra: bool = False,
+    require_label: bool = True,
+) -> Dataset:
+    """Parse an open binary stream (see :func:`load_csv`); without a label column (allowed only
     when ``require_label`` is false) the labels are an empty array."""
     reader = csv.reader(_decoded_lines(raw, path), strict=True)
     try:
@@ -323,8 +520,10 @@ def _load_stream(raw: Iterator[bytes], path: str, *, require_label: bool = True)
         if header is None:
             raise DataError(f"{path}: empty file (expected a header line such as 'id,y,x0,...')")
         header = [name.strip() for name in header]
-        _check_header(header, path, require_label=require_label)
-        layout = _Layout.from_header(header)
+        _check_header(header, path, label=label, require_label=require_label)
+        layout = _Layout.from_header(
+            header, path, label=label, expected=expected, ignore_extra=ignore_extra
+        )
         features, labels, ids, lines = _read_rows(reader, layout, path, lambda: reader.line_num)
     except csv.Error as exc:
         raise DataError(f"{_where(path, reader.line_num)} malformed CSV ({exc})") from None
@@ -338,6 +537,7 @@ def _load_stream(raw: Iterator[bytes], path: str, *, require_label: bool = True)
         ids=np.array(ids, dtype=np.int64) if layout.id is not None else None,
         feature_names=tuple(layout.names[i] for i in layout.features),
         source=path,
+        ignored_columns=tuple(layout.names[i] for i in layout.ignored),
     )
 
 
@@ -413,10 +613,12 @@ def demo_split(seed: int = 0, *, scaler_fit: str = "train") -> tuple[Dataset, Da
     ----------
     seed : int
         Seed of the stratified shuffling (``random_state`` of scikit-learn's splitter).
-    scaler_fit : {"train", "all"}
+    scaler_fit : {"train", "all", "none"}
         Rows whose mean and standard deviation standardise the features. ``"train"`` (default)
         uses guest + host only, so no statistic of the test rows leaks into training; ``"all"``
-        uses all 569 rows, which is what the reference files did.
+        uses all 569 rows, which is what the reference files did; ``"none"`` keeps the raw
+        Wisconsin measurements (values up to ~4,250), as members hold them before any
+        federated standardisation.
 
     Returns
     -------
@@ -431,7 +633,7 @@ def demo_split(seed: int = 0, *, scaler_fit: str = "train") -> tuple[Dataset, Da
     y = np.asarray(bunch.target, dtype=np.int64)
     parts = _stratified_parts(y, DEMO_SIZES, seed)
     fit_rows = np.arange(len(y)) if scaler_fit == "all" else np.concatenate(parts[:2])
-    Xs = _standardise(X, fit_rows)
+    Xs = X if scaler_fit == "none" else _standardise(X, fit_rows)
     names = tuple(f"x{i}" for i in range(X.shape[1]))
     labels = ("guest", "host", "test")
     guest, host, test = (
