@@ -1,4 +1,4 @@
-"""Regenerate the committed gRPC/protobuf stubs from proto/homolr/v1/homolr.proto.
+"""Regenerate the committed gRPC/protobuf stubs from proto/homolr/v2/homolr.proto.
 
 Run with ``make proto`` (needs the ``proto`` extra: grpcio-tools). The stubs land in
 ``src/homolr/protocol/`` as ``homolr_pb2.py``, ``homolr_pb2.pyi`` and ``homolr_pb2_grpc.py``; the
@@ -19,7 +19,7 @@ OUT = ROOT / "src" / "homolr" / "protocol"
 
 
 def main() -> int:
-    proto = PROTO_DIR / "homolr" / "v1" / "homolr.proto"
+    proto = PROTO_DIR / "homolr" / "v2" / "homolr.proto"
     tmp = OUT / "_gen"
     tmp.mkdir(exist_ok=True)
     rc = protoc.main(
@@ -34,11 +34,11 @@ def main() -> int:
     )
     if rc != 0:
         return int(rc)
-    gen = tmp / "homolr" / "v1"
+    gen = tmp / "homolr" / "v2"
     for name in ("homolr_pb2.py", "homolr_pb2.pyi", "homolr_pb2_grpc.py"):
         text = (gen / name).read_text()
         text = re.sub(
-            r"^from homolr\.v1 import homolr_pb2", "from . import homolr_pb2", text, flags=re.M
+            r"^from homolr\.v2 import homolr_pb2", "from . import homolr_pb2", text, flags=re.M
         )
         (OUT / name).write_text(text)
     for path in sorted(tmp.rglob("*"), reverse=True):

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from . import homolr_pb2 as homolr_dot_v1_dot_homolr__pb2
+from . import homolr_pb2 as homolr_dot_v2_dot_homolr__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in homolr/v1/homolr_pb2_grpc.py depends on'
+        + ' but the generated code in homolr/v2/homolr_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -35,24 +35,24 @@ class ParameterServerStub:
             channel: A grpc.Channel.
         """
         self.GetServerInfo = channel.unary_unary(
-                '/homolr.v1.ParameterServer/GetServerInfo',
-                request_serializer=homolr_dot_v1_dot_homolr__pb2.ServerInfoRequest.SerializeToString,
-                response_deserializer=homolr_dot_v1_dot_homolr__pb2.ServerInfo.FromString,
+                '/homolr.v2.ParameterServer/GetServerInfo',
+                request_serializer=homolr_dot_v2_dot_homolr__pb2.ServerInfoRequest.SerializeToString,
+                response_deserializer=homolr_dot_v2_dot_homolr__pb2.ServerInfo.FromString,
                 _registered_method=True)
         self.Join = channel.unary_unary(
-                '/homolr.v1.ParameterServer/Join',
-                request_serializer=homolr_dot_v1_dot_homolr__pb2.JoinRequest.SerializeToString,
-                response_deserializer=homolr_dot_v1_dot_homolr__pb2.JoinReply.FromString,
+                '/homolr.v2.ParameterServer/Join',
+                request_serializer=homolr_dot_v2_dot_homolr__pb2.JoinRequest.SerializeToString,
+                response_deserializer=homolr_dot_v2_dot_homolr__pb2.JoinReply.FromString,
                 _registered_method=True)
         self.GetModel = channel.unary_stream(
-                '/homolr.v1.ParameterServer/GetModel',
-                request_serializer=homolr_dot_v1_dot_homolr__pb2.ModelRequest.SerializeToString,
-                response_deserializer=homolr_dot_v1_dot_homolr__pb2.ModelChunk.FromString,
+                '/homolr.v2.ParameterServer/GetModel',
+                request_serializer=homolr_dot_v2_dot_homolr__pb2.ModelRequest.SerializeToString,
+                response_deserializer=homolr_dot_v2_dot_homolr__pb2.ModelChunk.FromString,
                 _registered_method=True)
         self.SubmitUpdate = channel.stream_unary(
-                '/homolr.v1.ParameterServer/SubmitUpdate',
-                request_serializer=homolr_dot_v1_dot_homolr__pb2.UpdateChunk.SerializeToString,
-                response_deserializer=homolr_dot_v1_dot_homolr__pb2.SubmitReply.FromString,
+                '/homolr.v2.ParameterServer/SubmitUpdate',
+                request_serializer=homolr_dot_v2_dot_homolr__pb2.UpdateChunk.SerializeToString,
+                response_deserializer=homolr_dot_v2_dot_homolr__pb2.SubmitReply.FromString,
                 _registered_method=True)
 
 
@@ -60,30 +60,42 @@ class ParameterServerServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetServerInfo(self, request, context):
-        """Key exchange: the PS's Paillier public key, its TLS certificate, the attestation quote that binds
-        both, and the training plan. A worker verifies all of it before it encrypts or sends anything.
+        """Key exchange. Returns the PS's Paillier public key, its TLS certificate, the SGX quote whose
+        report data binds both keys and the federation file's hash, the canonical federation document and
+        the training plan. A worker checks all of it before it encrypts or sends anything else
+        (docs/protocol.md, "Checking the PS"). Never refused; UNAVAILABLE while the PS is shutting down.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Join(self, request, context):
-        """A worker announces itself; refused when its feature count differs from the PS's validation set.
+        """A member announces itself (and its sample count) for this run. Idempotent: a member that lost its
+        connection joins again with the same values and continues. Refused: INVALID_ARGUMENT (malformed
+        field or limit), FAILED_PRECONDITION (wrong protocol version, wrong run, training over, sample
+        count differs from an earlier join), PERMISSION_DENIED (not a member / id is not the client
+        certificate's).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetModel(self, request, context):
-        """Blocks (up to the call's deadline) until the global model of round >= `round` is published, then
-        streams it in chunks. The first message carries the header; `finished` ends training.
+        """Long poll for the published model of round >= ModelRequest.round. Answers within
+        min(10 s, the call's deadline - 1 s): either the model (header, then payload chunks), the end of
+        training (header.finished), or header.pending = true with no payload ("ask again"). At most one
+        GetModel per member is in flight; a second one gets RESOURCE_EXHAUSTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SubmitUpdate(self, request_iterator, context):
-        """A worker's update for one round, streamed in chunks; the first message carries the header.
+        """One member's encrypted update for the open round: an UpdateHeader message, then data messages of
+        exactly TrainingPlan.chunk_ciphertexts ciphertexts each (the last one may hold fewer). The PS
+        checks the header before it reads any payload; each data message must arrive within 10 s of the
+        previous one and the whole stream within the plan's upload limit (docs/protocol.md, "Limits").
+        At most one SubmitUpdate per member is in flight; a second one gets RESOURCE_EXHAUSTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,29 +106,29 @@ def add_ParameterServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetServerInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServerInfo,
-                    request_deserializer=homolr_dot_v1_dot_homolr__pb2.ServerInfoRequest.FromString,
-                    response_serializer=homolr_dot_v1_dot_homolr__pb2.ServerInfo.SerializeToString,
+                    request_deserializer=homolr_dot_v2_dot_homolr__pb2.ServerInfoRequest.FromString,
+                    response_serializer=homolr_dot_v2_dot_homolr__pb2.ServerInfo.SerializeToString,
             ),
             'Join': grpc.unary_unary_rpc_method_handler(
                     servicer.Join,
-                    request_deserializer=homolr_dot_v1_dot_homolr__pb2.JoinRequest.FromString,
-                    response_serializer=homolr_dot_v1_dot_homolr__pb2.JoinReply.SerializeToString,
+                    request_deserializer=homolr_dot_v2_dot_homolr__pb2.JoinRequest.FromString,
+                    response_serializer=homolr_dot_v2_dot_homolr__pb2.JoinReply.SerializeToString,
             ),
             'GetModel': grpc.unary_stream_rpc_method_handler(
                     servicer.GetModel,
-                    request_deserializer=homolr_dot_v1_dot_homolr__pb2.ModelRequest.FromString,
-                    response_serializer=homolr_dot_v1_dot_homolr__pb2.ModelChunk.SerializeToString,
+                    request_deserializer=homolr_dot_v2_dot_homolr__pb2.ModelRequest.FromString,
+                    response_serializer=homolr_dot_v2_dot_homolr__pb2.ModelChunk.SerializeToString,
             ),
             'SubmitUpdate': grpc.stream_unary_rpc_method_handler(
                     servicer.SubmitUpdate,
-                    request_deserializer=homolr_dot_v1_dot_homolr__pb2.UpdateChunk.FromString,
-                    response_serializer=homolr_dot_v1_dot_homolr__pb2.SubmitReply.SerializeToString,
+                    request_deserializer=homolr_dot_v2_dot_homolr__pb2.UpdateChunk.FromString,
+                    response_serializer=homolr_dot_v2_dot_homolr__pb2.SubmitReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'homolr.v1.ParameterServer', rpc_method_handlers)
+            'homolr.v2.ParameterServer', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('homolr.v1.ParameterServer', rpc_method_handlers)
+    server.add_registered_method_handlers('homolr.v2.ParameterServer', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -137,9 +149,9 @@ class ParameterServer:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/homolr.v1.ParameterServer/GetServerInfo',
-            homolr_dot_v1_dot_homolr__pb2.ServerInfoRequest.SerializeToString,
-            homolr_dot_v1_dot_homolr__pb2.ServerInfo.FromString,
+            '/homolr.v2.ParameterServer/GetServerInfo',
+            homolr_dot_v2_dot_homolr__pb2.ServerInfoRequest.SerializeToString,
+            homolr_dot_v2_dot_homolr__pb2.ServerInfo.FromString,
             options,
             channel_credentials,
             insecure,
@@ -164,9 +176,9 @@ class ParameterServer:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/homolr.v1.ParameterServer/Join',
-            homolr_dot_v1_dot_homolr__pb2.JoinRequest.SerializeToString,
-            homolr_dot_v1_dot_homolr__pb2.JoinReply.FromString,
+            '/homolr.v2.ParameterServer/Join',
+            homolr_dot_v2_dot_homolr__pb2.JoinRequest.SerializeToString,
+            homolr_dot_v2_dot_homolr__pb2.JoinReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -191,9 +203,9 @@ class ParameterServer:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/homolr.v1.ParameterServer/GetModel',
-            homolr_dot_v1_dot_homolr__pb2.ModelRequest.SerializeToString,
-            homolr_dot_v1_dot_homolr__pb2.ModelChunk.FromString,
+            '/homolr.v2.ParameterServer/GetModel',
+            homolr_dot_v2_dot_homolr__pb2.ModelRequest.SerializeToString,
+            homolr_dot_v2_dot_homolr__pb2.ModelChunk.FromString,
             options,
             channel_credentials,
             insecure,
@@ -218,9 +230,9 @@ class ParameterServer:
         return grpc.experimental.stream_unary(
             request_iterator,
             target,
-            '/homolr.v1.ParameterServer/SubmitUpdate',
-            homolr_dot_v1_dot_homolr__pb2.UpdateChunk.SerializeToString,
-            homolr_dot_v1_dot_homolr__pb2.SubmitReply.FromString,
+            '/homolr.v2.ParameterServer/SubmitUpdate',
+            homolr_dot_v2_dot_homolr__pb2.UpdateChunk.SerializeToString,
+            homolr_dot_v2_dot_homolr__pb2.SubmitReply.FromString,
             options,
             channel_credentials,
             insecure,

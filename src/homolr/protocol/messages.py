@@ -14,21 +14,33 @@ from typing import Literal
 from homolr.errors import ConfigError
 from homolr.learning.steps import SCHEDULES
 
-PROTOCOL_VERSION = "homolr.v1"
-#: ``ModelHeader.reason`` of a long-poll answer that carries no model yet: ask again.
-PENDING_REASON = "pending"
+PROTOCOL_VERSION = "homolr.v2"
 
 Mode = Literal["encrypted", "aggregate"]
 Weighting = Literal["equal", "samples"]
+Participation = Literal["all", "quorum"]
+PrivacyLevel = Literal["none", "member", "record"]
+RoundKind = Literal["train", "moments"]
+Outcome = Literal["completed", "paused", "stopped", "failed"]
 MODES: tuple[Mode, ...] = ("encrypted", "aggregate")
 WEIGHTINGS: tuple[Weighting, ...] = ("equal", "samples")
+PARTICIPATIONS: tuple[Participation, ...] = ("all", "quorum")
+PRIVACY_LEVELS: tuple[PrivacyLevel, ...] = ("none", "member", "record")
+#: Fewest members whose sum the key holder ever decrypts.
+MIN_WORKERS_FLOOR = 2
+#: Largest sample count a member may announce at Join.
+MAX_SAMPLES = 1_000_000_000
+#: Ciphertexts per SubmitUpdate data message.
+DEFAULT_CHUNK_CIPHERTEXTS = 256
+MAX_CHUNK_CIPHERTEXTS = 4096
 
 
 @dataclass(frozen=True)
 class TrainingPlan:
-    """Everything that makes all workers train identically; dictated by the PS.
+    """Everything that makes all members train identically; dictated by the PS.
 
-    ``n_features`` excludes the bias; models carry ``n_features + 1`` weights, bias first.
+    ``n_features`` excludes the bias; models carry ``n_features + 1`` weights, bias first. Field
+    meanings, units and ranges are documented on ``homolr.v2.TrainingPlan`` in the .proto.
     """
 
     mode: Mode = "encrypted"
@@ -51,6 +63,18 @@ class TrainingPlan:
     n_features: int = 0
     feature_names: tuple[str, ...] = field(default_factory=tuple)
     seed: int = 0
+    participation: Participation = "all"
+    first_round_timeout_s: float = 300.0
+    key_bits: int = 2048
+    chunk_ciphertexts: int = DEFAULT_CHUNK_CIPHERTEXTS
+    standardize: bool = False
+    privacy_level: PrivacyLevel = "none"
+    dp_clip: float = 0.0
+    dp_noise_multiplier: float = 0.0
+    dp_epsilon: float = 0.0
+    dp_delta: float = 0.0
+    dp_model_bound: float = 0.0
+    moments_frac_bits: int = 0
 
     @property
     def n_weights(self) -> int:
@@ -59,13 +83,23 @@ class TrainingPlan:
 
     @property
     def update_frac_bits(self) -> int:
-        """Fixed-point scale of a worker's update.
+        """Fixed-point scale of a member's training update.
 
-        In encrypted mode a worker multiplies ``Enc(w)`` (scale ``frac_bits``) by a plaintext matrix
+        In encrypted mode a member multiplies ``Enc(w)`` (scale ``frac_bits``) by a plaintext matrix
         encoded at ``frac_bits``, so its update carries twice the scale; in aggregate mode it encodes
-        its plaintext model once.
+        its plaintext delta once.
         """
         return 2 * self.frac_bits if self.mode == "encrypted" else self.frac_bits
+
+    @property
+    def moments_length(self) -> int:
+        """Values of one moments-round upload: row count, d sums, d sums of squares."""
+        return 1 + 2 * self.n_features
+
+    @property
+    def required_members(self) -> int:
+        """Fewest members whose sum the key holder decrypts under this plan."""
+        return self.expected_workers if self.participation == "all" else self.min_workers
 
     def validate(self) -> TrainingPlan:
         """Return ``self`` if every field is in range, else raise :class:`ConfigError` naming it."""
@@ -78,6 +112,12 @@ class TrainingPlan:
         )
         _check(
             self.schedule in SCHEDULES, "schedule", self.schedule, f"one of {', '.join(SCHEDULES)}"
+        )
+        _check(
+            self.participation in PARTICIPATIONS,
+            "participation",
+            self.participation,
+            f"one of {', '.join(PARTICIPATIONS)}",
         )
         _check(self.iterations >= 1, "iterations", self.iterations, ">= 1")
         _check(
@@ -92,10 +132,10 @@ class TrainingPlan:
         _check(math.isfinite(self.init_weight), "init_weight", self.init_weight, "finite")
         _check(self.eval_every >= 1, "eval_every", self.eval_every, ">= 1")
         _check(
-            self.min_workers >= 2,
+            self.min_workers >= MIN_WORKERS_FLOOR,
             "min_workers",
             self.min_workers,
-            ">= 2 (the key holder never decrypts a single worker's contribution)",
+            f">= {MIN_WORKERS_FLOOR} (the key holder never decrypts a single member's contribution)",
         )
         _check(
             self.expected_workers >= self.min_workers,
@@ -103,11 +143,11 @@ class TrainingPlan:
             self.expected_workers,
             f">= min_workers ({self.min_workers})",
         )
-        _check(
-            _finite_positive(self.round_timeout_s), "round_timeout_s", self.round_timeout_s, "> 0"
-        )
+        for name in ("round_timeout_s", "first_round_timeout_s"):
+            value = getattr(self, name)
+            _check(_finite_positive(value), name, value, "> 0")
         _check(8 <= self.frac_bits <= 48, "frac_bits", self.frac_bits, "between 8 and 48")
-        _check(16 <= self.value_bits <= 256, "value_bits", self.value_bits, "between 16 and 256")
+        _check(self.value_bits == 64, "value_bits", self.value_bits, "64")
         _check(
             1 <= self.headroom_bits <= 20, "headroom_bits", self.headroom_bits, "between 1 and 20"
         )
@@ -132,7 +172,62 @@ class TrainingPlan:
             len(self.feature_names),
             f"{self.n_features} names",
         )
+        _check(
+            self.key_bits >= 512 and self.key_bits % 8 == 0,
+            "key_bits",
+            self.key_bits,
+            "a multiple of 8, >= 2048 outside unit tests",
+        )
+        _check(
+            1 <= self.chunk_ciphertexts <= MAX_CHUNK_CIPHERTEXTS,
+            "chunk_ciphertexts",
+            self.chunk_ciphertexts,
+            f"between 1 and {MAX_CHUNK_CIPHERTEXTS}",
+        )
+        _check(0 <= self.seed < 2**63, "seed", self.seed, "between 0 and 2**63 - 1")
+        if self.standardize:
+            _check(
+                8 <= self.moments_frac_bits <= 48,
+                "moments_frac_bits",
+                self.moments_frac_bits,
+                "between 8 and 48 when standardize is on",
+            )
+        self._validate_privacy()
         return self
+
+    def _validate_privacy(self) -> None:
+        level = self.privacy_level
+        _check(
+            level in PRIVACY_LEVELS,
+            "privacy_level",
+            level,
+            f"one of {', '.join(PRIVACY_LEVELS)}",
+        )
+        if level == "none":
+            return
+        needed_mode = "aggregate" if level == "member" else "encrypted"
+        _check(self.mode == needed_mode, "privacy_level", level, f"used with mode {needed_mode}")
+        _check(_finite_positive(self.dp_clip), "dp_clip", self.dp_clip, "> 0")
+        _check(
+            _finite_positive(self.dp_noise_multiplier),
+            "dp_noise_multiplier",
+            self.dp_noise_multiplier,
+            "> 0 (calibrated before the plan is published)",
+        )
+        _check(0 < self.dp_delta < 1, "dp_delta", self.dp_delta, "in (0, 1)")
+        _check(
+            math.isfinite(self.dp_epsilon) and self.dp_epsilon >= 0,
+            "dp_epsilon",
+            self.dp_epsilon,
+            ">= 0 (0 = no budget)",
+        )
+        if level == "record":
+            _check(
+                _finite_positive(self.dp_model_bound),
+                "dp_model_bound",
+                self.dp_model_bound,
+                "> 0 for record-level privacy",
+            )
 
 
 def _finite_positive(value: float) -> bool:
@@ -155,6 +250,7 @@ class ServerInfo:
     attestation_type: str
     quote: bytes = b""
     tls_certificate: bytes = b""
+    federation: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -163,11 +259,20 @@ class JoinRequest:
     run_id: str
     n_features: int
     n_samples: int
+    protocol_version: str = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Global per-feature mean and scale (standardisation), ``n_features`` values each."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
 
 
 @dataclass(frozen=True)
 class ModelHeader:
-    """Describes one published global model (or the end of training)."""
+    """Describes one published global model, a 'pending' answer, or the end of training."""
 
     round: int
     finished: bool = False
@@ -175,6 +280,12 @@ class ModelHeader:
     encrypted: bool = False
     length: int = 0
     frac_bits: int = 0
+    pending: bool = False
+    step: int = 0
+    kind: RoundKind = "train"
+    weight: float = 1.0
+    scaler: Scaler | None = None
+    outcome: Outcome | None = None
 
 
 @dataclass(frozen=True)
@@ -206,14 +317,24 @@ class Update:
 
 
 __all__ = [
+    "DEFAULT_CHUNK_CIPHERTEXTS",
+    "MAX_CHUNK_CIPHERTEXTS",
+    "MAX_SAMPLES",
+    "MIN_WORKERS_FLOOR",
     "MODES",
-    "PENDING_REASON",
+    "PARTICIPATIONS",
+    "PRIVACY_LEVELS",
     "PROTOCOL_VERSION",
     "WEIGHTINGS",
     "GlobalModel",
     "JoinRequest",
     "Mode",
     "ModelHeader",
+    "Outcome",
+    "Participation",
+    "PrivacyLevel",
+    "RoundKind",
+    "Scaler",
     "ServerInfo",
     "TrainingPlan",
     "Update",

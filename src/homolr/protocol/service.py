@@ -6,6 +6,7 @@ Together with :mod:`homolr.protocol.serde` this is the only place the generated 
 from __future__ import annotations
 
 import grpc
+from grpc import aio
 
 from homolr.protocol import homolr_pb2 as pb
 from homolr.protocol.homolr_pb2_grpc import (
@@ -22,7 +23,7 @@ def make_stub(channel: grpc.Channel) -> ParameterServerStub:
     return ParameterServerStub(channel)  # type: ignore[no-untyped-call]
 
 
-def add_servicer(servicer: ParameterServerServicer, server: grpc.Server) -> None:
+def add_servicer(servicer: ParameterServerServicer, server: grpc.Server | aio.Server) -> None:
     """Register ``servicer`` with ``server``."""
     add_ParameterServerServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
 
