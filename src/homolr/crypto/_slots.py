@@ -191,17 +191,27 @@ def unpack_ints(
         used = min(slots, length - index * slots)
         x = int(raw)
         if not 0 <= x < 1 << (shift * used):
-            raise EncodingOverflowError(
+            raise _overflow(
+                index * slots + used - 1,
                 f"packed plaintext {index} is wider than its {used} slots of {shift} bits: "
-                f"slot {index * slots + used - 1} overflowed or a slot went negative"
+                f"slot {index * slots + used - 1} overflowed or a slot went negative",
             )
         for position in range(used):
             s = (x >> (shift * position)) & mask
             if s > slot_max:
-                raise EncodingOverflowError(
-                    f"slot {index * slots + position} overflowed: {s} exceeds "
+                raise _overflow(
+                    index * slots + position,
+                    f"slot {index * slots + position} overflowed: it exceeds "
                     f"{contributions} x (2**{spec.value_bits} - 1), the most "
-                    f"{contributions} in-range contribution(s) can sum to"
+                    f"{contributions} in-range contribution(s) can sum to",
                 )
             out.append(s - bias)
     return out
+
+
+def _overflow(slot: int, message: str) -> EncodingOverflowError:
+    """An overflow error naming the slot (also as ``.slot``), never the slot's value: a decrypted
+    sum must not leak through an error message."""
+    error = EncodingOverflowError(message)
+    error.slot = slot  # type: ignore[attr-defined]
+    return error

@@ -1,95 +1,385 @@
-"""The enclave component that holds the Paillier private key.
+"""The enclave component that holds the Paillier private key, and the rules it decrypts under.
 
-It is the only code with access to the private key, and it enforces the aggregation policy where the
-key is: it decrypts **only the homomorphic sum** of single-worker contributions from at least
-``min_workers`` distinct workers, never one worker's ciphertext and never a sum of fewer. The sum is
-formed here, from the contributions themselves, so a caller cannot hand it a lone ciphertext
-dressed up as a sum. It also re-encrypts the model the PS sends back (fresh randomness, scale reset).
+It is the only code with access to the private key, and it enforces the participation policy where
+the key is:
+
+* it decrypts **only homomorphic sums** that it formed itself from single-member contributions;
+* under ``participation = "all"`` a sum must hold **every** member of the federation; under
+  ``"quorum"`` (and in open development mode) at least ``min_workers`` (never fewer than 2);
+* every round number is used once: a round at or below the last one opened is refused, so one
+  enclave never decrypts two different sums for the same round;
+* nothing decrypted leaves it before :meth:`RoundSum.release`, which applies the privacy mechanism
+  (differential-privacy noise, when the plan has it) first.
+
+Streaming aggregation. An update arrives as data messages of ``chunk_ciphertexts`` ciphertexts.
+:class:`RoundSum` keeps one running homomorphic sum per chunk and the set of members folded into it;
+each arriving chunk is validated and folded at once and then dropped, so memory is one update
+whatever the number of members. When every expected member's chunk ``k`` is in, chunk ``k`` can be
+decrypted while later chunks still stream. A member whose stream broke may send its (byte-identical)
+update again: chunks it already folded are skipped.
+
+The key holder also re-encrypts the global model the PS sends back (fresh randomness).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import reduce
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
+import gmpy2
 import numpy as np
 from numpy.typing import NDArray
 
-from homolr.crypto import EncryptedVector, PackedVector, PrivateKey, PublicKey
-from homolr.errors import PolicyError
+from homolr.crypto import EncryptedVector, PackingSpec, PrivateKey, PublicKey, unpack_ints
+from homolr.crypto.encoding import fixed_to_float
+from homolr.errors import EncodingOverflowError, PolicyError, ProtocolError, RoundError
+from homolr.protocol.messages import MIN_WORKERS_FLOOR, Participation
 
-MIN_WORKERS_FLOOR = 2
+FloatArray = NDArray[np.float64]
+
+#: ``release(sums, weight_totals) -> released values``: the privacy mechanism (noise, projection)
+#: applied to the decrypted weighted sums before anything leaves the key holder. ``weight_totals``
+#: holds, per value, the sum of the weight shares of the members in that value's chunk.
+ReleaseMechanism = Callable[[FloatArray, FloatArray], FloatArray]
+
+
+def average_release(sums: FloatArray, weight_totals: FloatArray) -> FloatArray:
+    """No privacy mechanism: the weighted average of the members' values."""
+    return sums / weight_totals
 
 
 @dataclass(frozen=True)
-class AggregateSum:
-    """The decrypted sum of one round and the workers it came from.
+class ParticipationRule:
+    """Which sets of members the key holder decrypts sums of.
 
-    ``total`` has shape ``(n_weights,)``.
+    ``members`` None means open membership (development mode without a federation file): any
+    ``min_workers`` distinct ids.
     """
 
-    total: NDArray[np.float64]
-    workers: tuple[str, ...]
+    policy: Participation
+    members: frozenset[str] | None
+    min_workers: int
+
+    def __post_init__(self) -> None:
+        if self.min_workers < MIN_WORKERS_FLOOR:
+            raise PolicyError(
+                f"min_workers is {self.min_workers}; the key holder needs >= {MIN_WORKERS_FLOOR} "
+                "so that no single member's contribution is ever decrypted"
+            )
+        if self.policy == "all" and self.members is None:
+            raise PolicyError('participation "all" needs the list of members')
+        if self.members is not None and len(self.members) < self.min_workers:
+            raise PolicyError(
+                f"min_workers is {self.min_workers} but only {len(self.members)} members exist"
+            )
+
+    def check(self, contributors: frozenset[str], what: str) -> None:
+        """Raise PolicyError unless a sum of ``contributors`` may be decrypted."""
+        names = ", ".join(sorted(contributors)) or "none"
+        if self.members is not None and not contributors <= self.members:
+            strangers = ", ".join(sorted(contributors - self.members))
+            raise PolicyError(f"refusing to decrypt {what}: {strangers} are not members")
+        if self.policy == "all":
+            assert self.members is not None
+            missing = self.members - contributors
+            if missing:
+                raise PolicyError(
+                    f"refusing to decrypt {what} of {names}: participation 'all' needs every "
+                    f"member; missing {', '.join(sorted(missing))}"
+                )
+        elif len(contributors) < self.min_workers:
+            raise PolicyError(
+                f"refusing to decrypt {what} of {len(contributors)} member(s) ({names}); "
+                f"the policy needs at least {self.min_workers}"
+            )
+
+
+@dataclass(frozen=True)
+class UpdateLayout:
+    """Shape of one round's updates: packed values, scale, slots and the data-message size."""
+
+    length: int
+    frac_bits: int
+    spec: PackingSpec
+    chunk_ciphertexts: int
+    n_bits: int
+
+    @property
+    def slots(self) -> int:
+        return self.spec.slots_per_ciphertext(self.n_bits)
+
+    @property
+    def n_ciphertexts(self) -> int:
+        return self.spec.ciphertext_count(self.length, self.n_bits)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_ciphertexts // self.chunk_ciphertexts)
+
+    def chunk_ciphertext_range(self, chunk: int) -> tuple[int, int]:
+        start = chunk * self.chunk_ciphertexts
+        return start, min(start + self.chunk_ciphertexts, self.n_ciphertexts)
+
+    def chunk_value_range(self, chunk: int) -> tuple[int, int]:
+        start, stop = self.chunk_ciphertext_range(chunk)
+        return start * self.slots, min(stop * self.slots, self.length)
+
+
+@dataclass
+class _Chunk:
+    sum: list[gmpy2.mpz] | None = None
+    members: set[str] = field(default_factory=set)
+    values: FloatArray | None = None  # decrypted weighted sums (inside the key holder only)
+    weight_total: float = 0.0
+
+
+@dataclass(frozen=True)
+class Release:
+    """What leaves the key holder after a round: released values and who contributed."""
+
+    values: FloatArray
+    contributors: tuple[str, ...]
+
+
+class RoundSum:
+    """Running sums of one round's updates, chunk by chunk (see the module docstring).
+
+    Thread-safe: folds (one thread) and decryptions (another) may overlap.
+    """
+
+    def __init__(
+        self,
+        holder: KeyHolder,
+        round_: int,
+        layout: UpdateLayout,
+        weights: Mapping[str, float],
+        expected: frozenset[str],
+        release: ReleaseMechanism,
+    ) -> None:
+        self.round = round_
+        self.layout = layout
+        self._holder = holder
+        self._weights = dict(weights)
+        self._expected = frozenset(expected)
+        self._release = release
+        self._chunks = [_Chunk() for _ in range(layout.n_chunks)]
+        self._lock = threading.Lock()
+        self._closed = False
+        self._released = False
+
+    @property
+    def expected(self) -> frozenset[str]:
+        return self._expected
+
+    def has_chunk(self, member: str, chunk: int) -> bool:
+        with self._lock:
+            return member in self._chunks[chunk].members
+
+    def fold(self, member: str, chunk: int, data: bytes) -> bool:
+        """Validate one data message (``chunk``) of ``member``'s update and fold it in.
+
+        Returns True when the chunk was folded, False when this member's chunk was already in
+        (a byte-identical resubmission after a broken stream): nothing changes then.
+
+        Raises
+        ------
+        ProtocolError
+            Wrong chunk index or size, or an invalid ciphertext (names the member, round, chunk).
+        PolicyError
+            ``member`` has no weight this round (not joined / not a member).
+        """
+        layout = self.layout
+        where = f"update of '{member}' for round {self.round}, data message {chunk + 1}"
+        if member not in self._weights:
+            raise PolicyError(f"{where}: '{member}' takes no part in this round")
+        if not 0 <= chunk < layout.n_chunks:
+            raise ProtocolError(f"{where}: the update has only {layout.n_chunks} data messages")
+        start, stop = layout.chunk_ciphertext_range(chunk)
+        width = self._holder.public_key.ciphertext_bytes
+        if len(data) != (stop - start) * width:
+            raise ProtocolError(
+                f"{where}: {len(data)} bytes; expected {stop - start} ciphertexts of {width} bytes"
+            )
+        if self.has_chunk(member, chunk):
+            return False
+        try:
+            ciphertexts = self._holder.public_key.ciphertexts_from_bytes(data)
+        except ValueError as exc:
+            raise ProtocolError(f"{where}: {exc}") from None
+        nsquare = self._holder.public_key.nsquare
+        with self._lock:
+            if self._closed:
+                raise RoundError(f"{where}: round {self.round} closed before this data arrived")
+            target = self._chunks[chunk]
+            if member in target.members:
+                return False
+            if target.sum is None:
+                target.sum = ciphertexts
+            else:
+                target.sum = [a * b % nsquare for a, b in zip(target.sum, ciphertexts, strict=True)]
+            target.members.add(member)
+            target.weight_total += self._weights[member]
+        return True
+
+    def member_complete(self, member: str) -> bool:
+        """True when every chunk of ``member``'s update is folded in."""
+        with self._lock:
+            return all(member in c.members for c in self._chunks)
+
+    def complete_members(self) -> frozenset[str]:
+        with self._lock:
+            sets = [c.members for c in self._chunks]
+            return frozenset(set.intersection(*sets)) if sets else frozenset()
+
+    def ready_chunks(self) -> list[int]:
+        """Chunks not yet decrypted that hold every expected member (or, once closed, any set
+        the participation rule allows)."""
+        with self._lock:
+            return [
+                k
+                for k, c in enumerate(self._chunks)
+                if c.values is None
+                and c.sum is not None
+                and (self._closed or self._expected <= c.members)
+            ]
+
+    def close(self) -> None:
+        """The round's deadline passed: no more folds; chunks may be decrypted with whoever is in
+        them, if the participation rule allows that set."""
+        with self._lock:
+            self._closed = True
+
+    def decrypt_chunk(self, chunk: int) -> None:
+        """Decrypt the sum held for ``chunk`` (kept inside; see :meth:`release`).
+
+        Raises
+        ------
+        PolicyError
+            The chunk's members do not satisfy the participation rule, or it is incomplete while
+            the round is open.
+        EncodingOverflowError
+            A slot of the sum overflowed: the message names the round and the slot, never a value.
+        """
+        with self._lock:
+            target = self._chunks[chunk]
+            members = frozenset(target.members)
+            total = target.sum
+            if target.values is not None:
+                return
+            if total is None:
+                raise PolicyError(f"round {self.round}: chunk {chunk} holds no contribution")
+            if not self._closed and not self._expected <= members:
+                raise PolicyError(
+                    f"round {self.round}: refusing a partial sum of chunk {chunk} "
+                    f"({len(members)} of {len(self._expected)} expected members)"
+                )
+        self._holder.rule.check(members, f"round {self.round}, chunk {chunk}")
+        plaintexts = self._holder.private_key.raw_decrypt_many(total)
+        layout = self.layout
+        lo, hi = layout.chunk_value_range(chunk)
+        try:
+            ints = unpack_ints(plaintexts, hi - lo, layout.spec, len(members), layout.n_bits)
+        except EncodingOverflowError as exc:
+            slot = getattr(exc, "slot", None)
+            where = f"slot {lo + slot}" if slot is not None else f"a slot of values {lo}..{hi - 1}"
+            raise EncodingOverflowError(
+                f"round {self.round}: the sum of the members' updates overflowed in {where}; "
+                "a member sent values outside the plan's range"
+            ) from None
+        with self._lock:
+            target.values = fixed_to_float(ints, layout.frac_bits)
+
+    def release(self) -> Release:
+        """The round's released values (weighted average through the privacy mechanism).
+
+        Every chunk must be decrypted, and all chunks must hold the same members: a value vector
+        mixing different member sets is refused (it could be differenced).
+        """
+        with self._lock:
+            if self._released:
+                raise PolicyError(f"round {self.round} was already released")
+            if any(c.values is None for c in self._chunks):
+                raise PolicyError(f"round {self.round}: not every chunk is decrypted")
+            member_sets = {frozenset(c.members) for c in self._chunks}
+            if len(member_sets) != 1:
+                raise PolicyError(
+                    f"round {self.round}: chunks hold different sets of members; not released"
+                )
+            sums = np.concatenate([c.values for c in self._chunks if c.values is not None])
+            totals = np.concatenate(
+                [
+                    np.full(len(c.values), c.weight_total)
+                    for c in self._chunks
+                    if c.values is not None
+                ]
+            )
+            self._released = True
+            contributors = tuple(sorted(member_sets.pop()))
+        return Release(self._release(sums, totals), contributors)
 
 
 class KeyHolder:
-    """Decrypts sums of at least ``min_workers`` workers' contributions; nothing else."""
+    """Decrypts sums the participation rule allows; nothing else (see the module docstring)."""
 
-    def __init__(self, private_key: PrivateKey, *, min_workers: int) -> None:
-        if min_workers < MIN_WORKERS_FLOOR:
-            raise PolicyError(
-                f"min_workers is {min_workers}; the key holder needs >= {MIN_WORKERS_FLOOR} so that "
-                "no single worker's contribution is ever decrypted"
-            )
+    def __init__(self, private_key: PrivateKey, rule: ParticipationRule) -> None:
         self._private_key = private_key
-        self._min_workers = min_workers
+        self.rule = rule
+        self._last_round = -1
 
     @property
     def public_key(self) -> PublicKey:
         return self._private_key.public_key
 
     @property
-    def min_workers(self) -> int:
-        return self._min_workers
+    def private_key(self) -> PrivateKey:
+        return self._private_key
 
-    def decrypt_sum(self, contributions: Mapping[str, PackedVector]) -> AggregateSum:
-        """Sum the contributions homomorphically and decrypt the sum.
+    def open_round(
+        self,
+        round_: int,
+        layout: UpdateLayout,
+        weights: Mapping[str, float],
+        expected: frozenset[str],
+        release: ReleaseMechanism = average_release,
+    ) -> RoundSum:
+        """Start summing round ``round_``; rounds must increase strictly.
 
-        Raises
-        ------
-        PolicyError
-            Fewer than ``min_workers`` distinct workers, or a contribution that is itself a sum.
+        ``weights`` maps every member that may contribute to its weight share; ``expected`` is the
+        set whose complete chunks may be decrypted before the round closes.
         """
-        workers = tuple(sorted(contributions))
-        if len(workers) < self._min_workers:
+        if round_ <= self._last_round:
             raise PolicyError(
-                f"refusing to decrypt a sum of {len(workers)} worker(s) ({', '.join(workers) or 'none'});"
-                f" the policy needs at least {self._min_workers}"
+                f"round {round_} was already opened (last round {self._last_round}); each round's "
+                "sum is decrypted at most once"
             )
-        for worker_id in workers:
-            packed = contributions[worker_id]
-            if packed.contributions != 1:
-                raise PolicyError(
-                    f"contribution of worker '{worker_id}' claims to be a sum of "
-                    f"{packed.contributions}; only single contributions are accepted"
-                )
-            if packed.public_key != self.public_key:
-                raise PolicyError(
-                    f"contribution of worker '{worker_id}' is under another public key"
-                )
-        total = reduce(lambda a, b: a + b, (contributions[w] for w in workers))
-        return AggregateSum(self._private_key.decrypt_packed(total), workers)
+        if not expected <= set(weights):
+            raise PolicyError("every expected member needs a weight share")
+        self.rule.check(frozenset(expected), f"round {round_}")
+        self._last_round = round_
+        return RoundSum(self, round_, layout, weights, expected, release)
 
-    def encrypt_model(self, weights: NDArray[np.float64], frac_bits: int) -> EncryptedVector:
+    def resume_after(self, round_: int) -> None:
+        """A resumed run continues after ``round_``: never open a round at or below it again."""
+        self._last_round = max(self._last_round, round_)
+
+    def encrypt_model(self, weights: FloatArray, frac_bits: int) -> EncryptedVector:
         """Encrypt the global model with fresh randomness at scale ``frac_bits``."""
         return EncryptedVector.encrypt(self.public_key, weights, frac_bits=frac_bits)
 
     def prepare_encryptions(self, count: int) -> None:
-        """Precompute the randomness of the next ``count`` encryptions (idle time: workers compute)."""
+        """Precompute the randomness of the next ``count`` encryptions (idle time)."""
         missing = count - self.public_key.precomputed_masks
         if missing > 0:
             self.public_key.precompute_masks(missing)
 
 
-__all__ = ["MIN_WORKERS_FLOOR", "AggregateSum", "KeyHolder"]
+__all__ = [
+    "KeyHolder",
+    "ParticipationRule",
+    "Release",
+    "ReleaseMechanism",
+    "RoundSum",
+    "UpdateLayout",
+    "average_release",
+]
