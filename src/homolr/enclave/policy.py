@@ -194,8 +194,9 @@ def check_quote(quote: Quote, policy: AttestationPolicy, expected_report_data: b
         "report-data",
         expected_report_data,
         quote.report_data,
-        "the quote does not bind the Paillier and TLS public keys received on this "
-        "connection (keys substituted by a man in the middle?)",
+        "the quote does not bind the Paillier and TLS public keys received on this connection "
+        "and this member's federation file (keys substituted by a man in the middle, or the PS "
+        "runs under another federation file?)",
     )
     if policy.mrenclave is not None:
         _require_equal("mrenclave", policy.mrenclave, quote.mr_enclave)

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from homolr.enclave.binding import report_data_for
 from homolr.enclave.policy import AttestationPolicy, check_quote
 from homolr.enclave.quote import Quote, parse_quote
 from homolr.errors import AttestationError, ConfigError
@@ -321,15 +320,15 @@ class AttestationOutcome:
 def verify_attestation(
     quote_bytes: bytes,
     policy: AttestationPolicy,
-    paillier_pk_bytes: bytes,
-    tls_pk_der: bytes,
+    expected_report_data: bytes,
     verifier: QuoteVerifier,
 ) -> AttestationOutcome:
     """Run the whole worker-side attestation check, in order.
 
     1. parse the quote (``quote-format``);
-    2. its report data must equal ``report_data_for(paillier_pk_bytes, tls_pk_der)``
-       (``report-data``);
+    2. its report data must equal ``expected_report_data`` (``report-data``): the member computes
+       it with :func:`~homolr.enclave.binding.report_data_for_federation` from the Paillier key
+       received, the pinned TLS key and the hash of its own federation file;
     3. the policy (``mrenclave``, ``mrsigner``, ``isv-prod-id``, ``isv-svn``, ``debug``);
     4. the signature chain through ``verifier`` (``quote-signature``).
 
@@ -339,10 +338,8 @@ def verify_attestation(
         The quote returned by the key-exchange RPC.
     policy
         The accepted enclave identity.
-    paillier_pk_bytes
-        ``PublicKey.to_bytes()`` received in the same RPC.
-    tls_pk_der
-        SubjectPublicKeyInfo DER of the server certificate the channel is pinned to.
+    expected_report_data
+        The 64 bytes the quote must bind.
     verifier
         Signature-chain verifier (:class:`DcapVerifier` in production).
 
@@ -352,7 +349,7 @@ def verify_attestation(
         naming the failed check, with expected and received values.
     """
     quote = parse_quote(quote_bytes)
-    check_quote(quote, policy, report_data_for(paillier_pk_bytes, tls_pk_der))
+    check_quote(quote, policy, expected_report_data)
     result = verifier.verify(bytes(quote_bytes))
     if not result.accepted:
         raise AttestationError(

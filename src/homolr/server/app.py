@@ -1,53 +1,80 @@
-"""The PS process: wire the key holder, the round state, the servicer and the training loop.
+"""The PS process: wire the key holder, the run state, the servicer and the training loop.
 
-This is the I/O shell around the pure parts: it reads the validation set, creates (or restores) the
-key pair, starts the gRPC server, installs SIGTERM/SIGINT handlers that stop training gracefully, and
-writes ``model.json`` with the last good model when training ends, however it ends.
+This is the I/O shell around the pure parts. It reads the validation set, starts a ``grpc.aio``
+server (one event loop: a waiting call holds no thread), runs the training coroutine, and ends the
+run with an honest outcome and exit status:
+
+* completed (its plan or stopping rule): ``model.json`` and ``validation_scores.csv`` are written,
+  exit 0;
+* paused (a member missed a round, quorum lost), join timeout, failed: the sealed checkpoint stays,
+  no model is written, exit 5 / 4 / 9;
+* SIGINT / SIGTERM: training stops at once (a second signal ends the process immediately), no model
+  is written, exit 130 / 143.
+
+In every case the members are told how the run ended before the server stops.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import sys
-import threading
-from collections.abc import Callable
-from concurrent import futures
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import FrameType
 
-import grpc
+import numpy as np
+from grpc import aio
 
-from homolr.crypto import PackedVector, PrivateKey
-from homolr.enclave.keyholder import KeyHolder
+from homolr.crypto import PrivateKey
+from homolr.enclave.keyholder import KeyHolder, ParticipationRule
 from homolr.enclave.sealing import SealedStore
 from homolr.enclave.tls import ServerIdentity
-from homolr.learning import Dataset, LogisticModel, load_csv
-from homolr.protocol.messages import PROTOCOL_VERSION, ServerInfo, TrainingPlan
+from homolr.errors import (
+    ConfigError,
+    ExitCode,
+    HomolrError,
+    Interrupted,
+    JoinTimeoutError,
+    RunPausedError,
+    TrainingFailedError,
+)
+from homolr.learning import Dataset, LogisticModel, add_bias, load_csv, sigmoid
+from homolr.protocol.messages import PROTOCOL_VERSION, Outcome, ServerInfo, TrainingPlan
+from homolr.protocol.serde import CHUNK_BYTES
 from homolr.protocol.service import add_servicer
 from homolr.server.checkpoint import Checkpoint, check_same_plan, save_checkpoint
+from homolr.server.clock import AwakeClock
 from homolr.server.reporting import Reporter
-from homolr.server.rounds import RoundCoordinator
 from homolr.server.security import ServerSecurity
-from homolr.server.servicer import Servicer
-from homolr.server.training import Trainer, TrainingOutcome, TrainingState, WireCounter
-from homolr.worker.transport import MAX_MESSAGE_BYTES
-
-#: Fewest gRPC handler threads; the Gramine manifest's sgx.max_threads is sized for this number.
-MIN_RPC_THREADS = 10
-
-
-def rpc_threads(expected_workers: int) -> int:
-    """Handler threads for ``expected_workers``: each worker can hold a long-poll and a submission
-    at once, and a long-poll must never starve another worker's submission."""
-    return max(MIN_RPC_THREADS, 2 * expected_workers + 2)
-
+from homolr.server.servicer import ServerLimits, Servicer
+from homolr.server.state import (
+    FederationMembership,
+    Finish,
+    Membership,
+    OpenMembership,
+    RunState,
+)
+from homolr.server.training import (
+    Trainer,
+    TrainingOutcome,
+    TrainingState,
+    Validation,
+    WireCounter,
+)
 
 DEV_MODE_BANNER = (
     "*** DEVELOPMENT MODE: this PS is NOT running in an attested SGX enclave (--attestation none). "
     "Workers cannot verify whom they encrypt for. Never use this with real data. ***"
 )
+#: Seconds the PS keeps answering after the end, so members learn how the run ended.
+FINISH_NOTICE_S = 10.0
+#: A whole RPC message: the largest data message plus room for the header.
+MESSAGE_MARGIN = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,10 +83,14 @@ class PsConfig:
     validate_set: Path
     host: str = "127.0.0.1"
     port: int = 50051
-    key_bits: int = 2048
     out_dir: Path | None = None
     port_file: Path | None = None
     join_timeout_s: float = 300.0
+    members: frozenset[str] | None = None  # the federation's member ids; None = open membership
+    federation: bytes = b""  # canonical federation document (ServerInfo.federation)
+    federation_hash: bytes = b""
+    federation_name: str = ""
+    limits: ServerLimits = field(default_factory=ServerLimits)
 
 
 @dataclass(frozen=True)
@@ -78,49 +109,35 @@ def plan_for(plan: TrainingPlan, validation: Dataset) -> TrainingPlan:
     ).validate()
 
 
-def start_grpc_server(
-    servicer: Servicer,
-    host: str,
-    port: int,
-    credentials: grpc.ServerCredentials | None,
-    threads: int,
-) -> tuple[grpc.Server, int]:
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="homolr-rpc"),
-        options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
-    add_servicer(servicer, server)
-    address = f"{host}:{port}"
-    bound = (
-        server.add_insecure_port(address)
-        if credentials is None
-        else server.add_secure_port(address, credentials)
-    )
-    if bound == 0:
-        raise OSError(f"could not listen on {address} (port in use or not allowed)")
-    server.start()
-    return server, bound
+def server_options(plan: TrainingPlan, ciphertext_bytes: int) -> list[tuple[str, int]]:
+    """gRPC's own limits: message sizes from the plan, streams per connection, keepalive
+    enforcement (a client may not ping more often than every 10 s without data), idle
+    connections closed after 5 minutes."""
+    receive = plan.chunk_ciphertexts * ciphertext_bytes + MESSAGE_MARGIN
+    return [
+        ("grpc.max_receive_message_length", receive),
+        ("grpc.max_send_message_length", CHUNK_BYTES + MESSAGE_MARGIN),
+        ("grpc.max_concurrent_streams", 16),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.max_connection_idle_ms", 300_000),
+        ("grpc.so_reuseport", 0),
+    ]
 
 
-def install_signal_handlers(stop: threading.Event, log: Callable[[str], None]) -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            return
-        log(
-            f"received {signal.Signals(signum).name}: stopping after the current step, saving the model"
-        )
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+def max_concurrent_rpcs(expected_members: int) -> int:
+    """Calls served at once: two per member plus generous room for key exchanges; beyond it gRPC
+    answers RESOURCE_EXHAUSTED. Waiting calls hold no thread, so this bounds memory only."""
+    return 256 + 4 * expected_members
 
 
 def save_model(
-    out_dir: Path, outcome: TrainingOutcome, plan: TrainingPlan, key_bits: int, run_id: str
+    out_dir: Path,
+    outcome: TrainingOutcome,
+    plan: TrainingPlan,
+    key_bits: int,
+    run_id: str,
+    extra: Mapping[str, object] | None = None,
 ) -> Path:
     model = LogisticModel.from_weights(
         outcome.weights,
@@ -129,14 +146,15 @@ def save_model(
             "run_id": run_id,
             "mode": plan.mode,
             "key_bits": key_bits,
-            "rounds": outcome.rounds,
+            "rounds": outcome.steps,
             "finished": outcome.reason,
             "validation": {
                 "accuracy": outcome.final_metrics.accuracy,
                 "loss": outcome.final_metrics.loss,
                 "auc": outcome.final_metrics.auc,
             },
-            "plan": _plan_document(plan),
+            "plan": {k: v for k, v in plan.__dict__.items() if k != "feature_names"},
+            **(extra or {}),
         },
     )
     path = out_dir / "model.json"
@@ -144,9 +162,13 @@ def save_model(
     return path
 
 
-def _plan_document(plan: TrainingPlan) -> dict[str, object]:
-    doc = {k: v for k, v in plan.__dict__.items() if k != "feature_names"}
-    return doc
+def save_validation_scores(out_dir: Path, weights: np.ndarray, validation: Validation) -> Path:
+    """``y,probability`` of the validation rows under the final model (for ROC and calibration)."""
+    p = sigmoid(validation.Xb @ weights)
+    rows = ["y,probability", *(f"{int(y)},{q:.17g}" for y, q in zip(validation.y, p, strict=True))]
+    path = out_dir / "validation_scores.csv"
+    _write_atomically(path, "\n".join(rows) + "\n")
+    return path
 
 
 def run_ps(
@@ -157,82 +179,226 @@ def run_ps(
     store: SealedStore | None = None,
     resume: Checkpoint | None = None,
 ) -> int:
-    """Serve one training run to its end; write ``model.json``; return the exit status."""
+    """Serve one training run to its end; return the exit status (see :class:`ExitCode`)."""
     log = _stderr_log
     if security.attestation_type == "none":
         log(DEV_MODE_BANNER)
-    validation = load_csv(config.validate_set)
-    plan = plan_for(config.plan, validation)
+    validation_set = load_csv(config.validate_set)
+    plan = plan_for(config.plan, validation_set)
     if resume is not None:
         check_same_plan(resume.plan, plan)
         log(f"resuming run {keys.run_id} at round {resume.next_round} from the sealed checkpoint")
-    key_holder = KeyHolder(keys.private_key, min_workers=plan.min_workers)
+    validation = Validation(add_bias(validation_set.X), validation_set.y)
+    return asyncio.run(_serve(config, keys, security, plan, validation, store, resume, log))
+
+
+async def _serve(
+    config: PsConfig,
+    keys: PsKeys,
+    security: ServerSecurity,
+    plan: TrainingPlan,
+    validation: Validation,
+    store: SealedStore | None,
+    resume: Checkpoint | None,
+    log: Callable[[str], None],
+) -> int:
+    public_key = keys.private_key.public_key
+    membership: Membership = (
+        OpenMembership(plan.expected_workers)
+        if config.members is None
+        else FederationMembership(config.members)
+    )
+    # Open membership (development): the ids are whoever joins, so "all" is a quorum of everyone.
+    rule = ParticipationRule(
+        plan.participation if config.members is not None else "quorum",
+        config.members,
+        plan.required_members,
+    )
+    key_holder = KeyHolder(keys.private_key, rule)
+    state = RunState(plan, membership)
+    if resume is not None:
+        state.restore(resume.workers)
     info = ServerInfo(
         protocol_version=PROTOCOL_VERSION,
         run_id=keys.run_id,
-        public_key=key_holder.public_key.to_bytes(),
+        public_key=public_key.to_bytes(),
         plan=plan,
         attestation_type=security.attestation_type,
         quote=security.quote,
         tls_certificate=security.tls_certificate,
+        federation=config.federation,
     )
-    coordinator: RoundCoordinator[PackedVector] = RoundCoordinator(
-        n_features=plan.n_features, expected_workers=plan.expected_workers
-    )
-    if resume is not None:
-        coordinator.restore_workers(resume.workers)
     wire = WireCounter()
+    fold_executor = ThreadPoolExecutor(1, thread_name_prefix="homolr-fold")
+    work_executor = ThreadPoolExecutor(1, thread_name_prefix="homolr-work")
     servicer = Servicer(
         info=info,
-        public_key=key_holder.public_key,
-        coordinator=coordinator,
-        wire=wire,
+        state=state,
+        fold_executor=fold_executor,
         authenticate=security.authenticate,
+        limits=config.limits,
+        on_bytes=wire.add,
     )
-    server, port = start_grpc_server(
-        servicer, config.host, config.port, security.credentials, rpc_threads(plan.expected_workers)
+    servicer.set_ciphertext_bytes(public_key.ciphertext_bytes)
+    server = aio.server(
+        options=server_options(plan, public_key.ciphertext_bytes),
+        maximum_concurrent_rpcs=max_concurrent_rpcs(plan.expected_workers),
     )
+    add_servicer(servicer, server)
+    port = _bind(server, config.host, config.port, security)
+    await server.start()
     if config.port_file is not None:
         _write_atomically(config.port_file, f"{port}\n")
     log(
         f"listening on {config.host}:{port} ({'insecure' if security.credentials is None else 'mTLS'}); "
-        f"run {keys.run_id}; {plan.mode} mode; waiting for {plan.expected_workers} workers"
+        f"run {keys.run_id}; {plan.mode} mode; participation {plan.participation}; "
+        f"{plan.expected_workers} members"
     )
-    stop = threading.Event()
-    install_signal_handlers(stop, log)
+    clock = AwakeClock()
+    clock.start()
     reporter = Reporter(plan.iterations, config.out_dir)
-    checkpoint = None if store is None else _checkpointer(store, keys, plan)
     trainer = Trainer(
         plan,
         key_holder,
         validation,
-        coordinator,
+        state,
         reporter,
-        stop=stop,
+        clock=clock,
+        executor=work_executor,
         wire=wire,
         join_timeout_s=config.join_timeout_s,
-        start_round=0 if resume is None else resume.next_round,
-        start_weights=None if resume is None else resume.weights,
-        on_round_end=checkpoint,
+        run_id=keys.run_id,
+        start=None if resume is None else _start_state(resume),
+        on_round_end=(
+            None if store is None else _checkpointer(store, keys, plan, config.federation_hash)
+        ),
     )
+    task = asyncio.get_running_loop().create_task(trainer.run(), name="training")
+    signals = _SignalGuard(task, log)
     try:
-        outcome = trainer.run()
+        outcome, finish, code = await _finish_run(task, trainer, signals)
+        state.end(finish)
+        reporter.advance(trainer.step, finish.outcome)
+        reporter.message(f"training {finish.outcome}: {finish.reason}")
+        await _notify_members(state, signals, reporter)
     finally:
         reporter.close()
-        server.stop(grace=2.0).wait()
+        signals.remove()
+        await server.stop(grace=1.0)
+        await clock.stop()
+        fold_executor.shutdown(wait=False, cancel_futures=True)
+        work_executor.shutdown(wait=False, cancel_futures=True)
+    if outcome is None:
+        log(f"no model written: the run {finish.outcome} ({finish.reason})")
+        return code
     if config.out_dir is not None:
-        path = save_model(config.out_dir, outcome, plan, key_holder.public_key.n_bits, keys.run_id)
+        extra: dict[str, object] = {}
+        if config.federation_hash:
+            extra["federation"] = {
+                "name": config.federation_name,
+                "hash": config.federation_hash.hex(),
+                "members": sorted(config.members or ()),
+            }
+        if state.scaler is not None:
+            extra["scaler"] = {"mean": list(state.scaler.mean), "scale": list(state.scaler.scale)}
+        path = save_model(config.out_dir, outcome, plan, public_key.n_bits, keys.run_id, extra)
+        save_validation_scores(
+            config.out_dir, outcome.weights, replace(validation, Xb=validation.scaled(state.scaler))
+        )
         log(f"model written to {path}")
     m = outcome.final_metrics
     log(
-        f"done in {outcome.seconds:.1f} s: {outcome.rounds} rounds, validation acc {m.accuracy:.4f} "
+        f"done in {outcome.seconds:.1f} s: {outcome.steps} steps, validation acc {m.accuracy:.4f} "
         f"loss {m.loss:.4f} auc {m.auc:.4f}"
     )
-    return 0
+    return int(ExitCode.OK)
+
+
+async def _finish_run(
+    task: asyncio.Task[TrainingOutcome], trainer: Trainer, signals: _SignalGuard
+) -> tuple[TrainingOutcome | None, Finish, int]:
+    """Wait for the training task; turn how it ended into (outcome, finish notice, exit code)."""
+    outcome: Outcome
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        if signals.received is None:
+            raise
+        error = Interrupted(signals.received)
+        return None, Finish(trainer.step, "stopped", str(error)), int(error.exit_code)
+    except (JoinTimeoutError, RunPausedError) as exc:
+        outcome = "paused"
+        return None, Finish(trainer.step, outcome, str(exc)), int(exc.exit_code)
+    except (TrainingFailedError, HomolrError) as exc:
+        return None, Finish(trainer.step, "failed", str(exc)), int(exc.exit_code)
+    return result, Finish(result.steps, "completed", result.reason), int(ExitCode.OK)
+
+
+async def _notify_members(state: RunState, signals: _SignalGuard, reporter: Reporter) -> None:
+    """Keep serving until every active member has seen the end (bounded; at once after a signal)."""
+    give_up = time.monotonic() + (0.0 if signals.received is not None else FINISH_NOTICE_S)
+    while state.members_without_finish() and time.monotonic() < give_up:
+        await state.changed.wait(min(0.2, give_up - time.monotonic()))
+    pending = state.members_without_finish()
+    if pending and signals.received is None:
+        reporter.message(f"members that did not collect the end notice: {', '.join(pending)}")
+
+
+class _SignalGuard:
+    """SIGINT/SIGTERM cancel the training task (the run ends as 'stopped'); a second signal ends
+    the process at once with the signal's exit status."""
+
+    def __init__(self, task: asyncio.Task[TrainingOutcome], log: Callable[[str], None]) -> None:
+        self.received: int | None = None
+        self._task = task
+        self._log = log
+        self._loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(signum, self._handle, signum)
+
+    def _handle(self, signum: int) -> None:
+        if self.received is not None:
+            self._log(f"second signal ({signal.Signals(signum).name}): exiting now")
+            os._exit(int(Interrupted(signum).exit_code))
+        self.received = signum
+        self._log(
+            f"received {signal.Signals(signum).name}: stopping; no model is written "
+            "(send it again to exit at once)"
+        )
+        self._task.cancel()
+
+    def remove(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                self._loop.remove_signal_handler(signum)
+
+
+def _bind(server: aio.Server, host: str, port: int, security: ServerSecurity) -> int:
+    address = f"{host}:{port}"
+    try:
+        bound = (
+            server.add_insecure_port(address)
+            if security.credentials is None
+            else server.add_secure_port(address, security.credentials)
+        )
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        raise ConfigError(
+            f"cannot listen on {address}: the port is in use or the address is not this host's "
+            "(choose another with --port, or --port 0 for any free port)"
+        )
+    return bound
+
+
+def _start_state(resume: Checkpoint) -> TrainingState:
+    return TrainingState(
+        resume.next_round, resume.step, resume.weights, dict(resume.workers), resume.scaler
+    )
 
 
 def _checkpointer(
-    store: SealedStore, keys: PsKeys, plan: TrainingPlan
+    store: SealedStore, keys: PsKeys, plan: TrainingPlan, federation_hash: bytes
 ) -> Callable[[TrainingState], None]:
     def save(state: TrainingState) -> None:
         save_checkpoint(
@@ -242,9 +408,12 @@ def _checkpointer(
                 run_id=keys.run_id,
                 plan=plan,
                 next_round=state.next_round,
+                step=state.step,
                 weights=state.weights,
-                workers=state.workers,
+                workers=state.members,
+                scaler=state.scaler,
                 tls_identity=keys.tls_identity,
+                federation_hash=federation_hash,
             ),
         )
 
@@ -263,11 +432,11 @@ def _stderr_log(text: str) -> None:
 
 __all__ = [
     "DEV_MODE_BANNER",
-    "MIN_RPC_THREADS",
     "PsConfig",
     "PsKeys",
     "plan_for",
-    "rpc_threads",
     "run_ps",
     "save_model",
+    "save_validation_scores",
+    "server_options",
 ]

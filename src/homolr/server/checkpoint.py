@@ -2,8 +2,9 @@
 
 After every aggregated round the PS writes one JSON document to its sealed directory (atomically:
 write, fsync, rename, see :class:`~homolr.enclave.sealing.SealedStore`): the Paillier private key,
-the TLS identity (so workers' pinned certificate stays valid across a restart), the run id, the
-training plan, the round to run next, the global model and the workers that joined. Under Gramine
+the TLS identity (so members' pinned certificate stays valid across a restart), the hash of the
+federation file it serves (a key is never used under another file), the run id, the training plan,
+the round and step to run next, the global model, the feature scaler and the members that joined. Under Gramine
 the directory is an encrypted mount keyed to MRENCLAVE, so only the same enclave can read it back.
 """
 
@@ -21,11 +22,11 @@ from homolr.crypto import PrivateKey
 from homolr.enclave.sealing import SealedStore, private_key_from_document, private_key_to_document
 from homolr.enclave.tls import ServerIdentity
 from homolr.errors import ConfigError, DataError
-from homolr.protocol.messages import TrainingPlan
+from homolr.protocol.messages import Scaler, TrainingPlan
 
 CHECKPOINT_NAME = "checkpoint"
 FORMAT = "homolr-ps-checkpoint"
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,12 @@ class Checkpoint:
     run_id: str
     plan: TrainingPlan
     next_round: int
+    step: int
     weights: NDArray[np.float64]
     workers: dict[str, int]
     tls_identity: ServerIdentity | None
+    scaler: Scaler | None = None
+    federation_hash: bytes = b""
 
 
 def plan_to_document(plan: TrainingPlan) -> dict[str, Any]:
@@ -68,7 +72,14 @@ def checkpoint_to_document(cp: Checkpoint) -> dict[str, Any]:
         "run_id": cp.run_id,
         "plan": plan_to_document(cp.plan),
         "next_round": cp.next_round,
+        "step": cp.step,
+        "federation_hash": cp.federation_hash.hex(),
         "weights": [float(x) for x in cp.weights],
+        "scaler": (
+            None
+            if cp.scaler is None
+            else {"mean": list(cp.scaler.mean), "scale": list(cp.scaler.scale)}
+        ),
         "workers": dict(cp.workers),
         "tls_identity": identity,
     }
@@ -91,15 +102,40 @@ def checkpoint_from_document(doc: dict[str, Any], source: str) -> Checkpoint:
     if not all(isinstance(k, str) and isinstance(v, int) for k, v in workers.items()):
         raise DataError(f"{source}: field 'workers' must map worker ids to sample counts")
     identity = _identity_from_document(doc.get("tls_identity"), source)
+    scaler = _scaler_from_document(doc.get("scaler"), source)
     return Checkpoint(
         private_key=private_key_from_document(field("private_key", dict)),
         run_id=field("run_id", str),
         plan=plan_from_document(field("plan", dict), source),
         next_round=field("next_round", int),
+        step=field("step", int),
+        federation_hash=_hex_bytes(field("federation_hash", str), source),
         weights=weights,
         workers=workers,
         tls_identity=identity,
+        scaler=scaler,
     )
+
+
+def _hex_bytes(text: str, source: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise DataError(f"{source}: field 'federation_hash' is not hex") from None
+
+
+def _scaler_from_document(doc: object, source: str) -> Scaler | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict) or set(doc) != {"mean", "scale"}:
+        raise DataError(f"{source}: field 'scaler' must hold 'mean' and 'scale'")
+    mean, scale = doc["mean"], doc["scale"]
+    numbers = [*mean, *scale] if isinstance(mean, list) and isinstance(scale, list) else [None]
+    if len(mean) != len(scale) or not all(
+        isinstance(x, int | float) and math.isfinite(x) for x in numbers
+    ):
+        raise DataError(f"{source}: field 'scaler' must hold two lists of finite numbers")
+    return Scaler(tuple(float(x) for x in mean), tuple(float(x) for x in scale))
 
 
 def _identity_from_document(doc: object, source: str) -> ServerIdentity | None:

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from homolr.learning import Metrics, format_eval_line
 
@@ -27,6 +34,7 @@ class RoundRecord:
     on the wire since the previous record.
     """
 
+    run_id: str
     iteration: int
     acc: float
     loss: float
@@ -34,6 +42,7 @@ class RoundRecord:
     seconds: float
     bytes: int
     workers: int
+    epsilon: float | None = None
 
 
 class Reporter:
@@ -54,6 +63,8 @@ class Reporter:
             MofNCompleteColumn(),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             console=console,
             disable=not console.is_terminal,
             redirect_stdout=False,
@@ -71,7 +82,8 @@ class Reporter:
         else:
             self._progress.console.print(line, markup=False, highlight=False)
         if self._metrics_file is not None:
-            self._metrics_file.write(json.dumps(asdict(record)) + "\n")
+            document = {k: v for k, v in asdict(record).items() if v is not None}
+            self._metrics_file.write(json.dumps(document) + "\n")
             self._metrics_file.flush()
 
     def message(self, text: str) -> None:

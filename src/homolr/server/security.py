@@ -1,18 +1,20 @@
 """What attestation and TLS contribute to the PS: the quote, server credentials, client checks.
 
-The quote's report data binds the Paillier public key and the TLS public key
-(:func:`~homolr.enclave.binding.report_data_for`), so a worker that checks the quote knows both keys
-belong to the measured enclave. With TLS, workers must present a client certificate signed by the
-configured CA whose worker id is on the allow-list.
+The quote's report data binds the Paillier public key, the TLS public key and the federation file's
+hash (:func:`~homolr.enclave.binding.report_data_for_federation`), so a member that checks the quote
+knows all three belong to the measured enclave. With TLS, a client must present one of the
+federation's member certificates (the trust bundle), and every call's member id must be the one
+whose certificate fingerprint the client presented: no CA takes part in admission.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from grpc import aio
 
 from homolr.crypto import PublicKey
 from homolr.enclave import (
@@ -20,11 +22,13 @@ from homolr.enclave import (
     QuoteProvider,
     ServerIdentity,
     SimulatedQuoteProvider,
-    authorize_worker,
-    report_data_for,
-    server_credentials,
+    report_data_for_federation,
 )
 from homolr.server.servicer import Authenticator
+
+#: Maps a peer's auth context (grpc ``context.auth_context()``) to the member id its certificate
+#: proves, or raises PolicyError.
+Identify = Callable[[Mapping[str, object]], str]
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,11 @@ def quote_provider(
     return None
 
 
-def allow_list_authenticator(allowed: Collection[str]) -> Authenticator:
-    """Authenticate a call by its client certificate; PolicyError unless allow-listed."""
-    frozen = frozenset(allowed)
+def certificate_authenticator(identify: Identify) -> Authenticator:
+    """Authenticate a call by the client certificate of its TLS connection."""
 
-    def authenticate(context: grpc.ServicerContext) -> str | None:
-        return authorize_worker(context.auth_context(), frozen)
+    def authenticate(context: aio.ServicerContext[object, object]) -> str:
+        return identify(context.auth_context())
 
     return authenticate
 
@@ -65,22 +68,38 @@ def make_server_security(
     provider: QuoteProvider | None,
     attestation: str,
     tls_identity: ServerIdentity | None,
-    client_ca_pem: bytes | None,
-    allowed_workers: Collection[str],
+    federation_hash: bytes,
+    client_roots: bytes | None,
+    identify: Identify | None,
 ) -> ServerSecurity:
+    """The PS's quote (over its keys and the federation hash) and, with TLS, mutual-TLS
+    credentials that admit exactly the certificates in ``client_roots``."""
     tls_public_key = tls_identity.public_key_der if tls_identity is not None else b""
     quote = b""
     if provider is not None:
-        quote = provider.quote_for(report_data_for(public_key.to_bytes(), tls_public_key))
-    if tls_identity is None or client_ca_pem is None:
+        quote = provider.quote_for(
+            report_data_for_federation(public_key.to_bytes(), tls_public_key, federation_hash)
+        )
+    if tls_identity is None or client_roots is None or identify is None:
         return ServerSecurity(quote=quote, attestation_type=attestation)
+    credentials = grpc.ssl_server_credentials(
+        [(tls_identity.private_key_pem, tls_identity.certificate_pem)],
+        root_certificates=client_roots,
+        require_client_auth=True,
+    )
     return ServerSecurity(
-        credentials=server_credentials(tls_identity, client_ca_pem),
+        credentials=credentials,
         tls_certificate=tls_identity.certificate_pem,
         quote=quote,
         attestation_type=attestation,
-        authenticate=allow_list_authenticator(allowed_workers),
+        authenticate=certificate_authenticator(identify),
     )
 
 
-__all__ = ["ServerSecurity", "allow_list_authenticator", "make_server_security", "quote_provider"]
+__all__ = [
+    "Identify",
+    "ServerSecurity",
+    "certificate_authenticator",
+    "make_server_security",
+    "quote_provider",
+]

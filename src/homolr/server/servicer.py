@@ -1,137 +1,343 @@
-"""The gRPC servicer: decode, call the domain, map domain errors to status codes. Nothing else.
+"""The asyncio gRPC servicer: authorize at the header, bound every wait, map domain errors to codes.
 
-==============================  =======================
-domain error                    gRPC status
-==============================  =======================
-ProtocolError, ConfigError      INVALID_ARGUMENT
-RoundError                      FAILED_PRECONDITION
-PolicyError (not allow-listed,  PERMISSION_DENIED
-id not the certificate's)
-==============================  =======================
+Nothing here holds a thread while it waits: long polls and streams are coroutines on the PS's event
+loop. Every call is authorized on its first message, before any payload is read: unknown ids, a
+wrong run, a wrong round and oversize announcements are refused at the header. Each member may have
+one ``GetModel`` and one ``SubmitUpdate`` in flight; every stream has an idle limit between messages
+and an overall limit derived from the plan's payload size; long polls are capped and answer
+``pending``. Ciphertext validation and folding run on a worker thread, off the event loop.
 
-A refused call changes nothing: the coordinator checks before it stores.
+==============================  =====================  ==========================================
+domain error                    gRPC status            what a member does
+==============================  =====================  ==========================================
+ProtocolError, ConfigError,     INVALID_ARGUMENT       stop: its message or data is wrong
+DataError
+PolicyError                     PERMISSION_DENIED      stop: not a member / not its certificate
+PreconditionError               FAILED_PRECONDITION    stop (or Join first when "not joined")
+RoundError                      ABORTED                fetch the open round's model and go on
+a second call in flight         RESOURCE_EXHAUSTED     retry with backoff
+idle or too slow stream         DEADLINE_EXCEEDED      retry with backoff
+PS shutting down                UNAVAILABLE            retry with backoff
+==============================  =====================  ==========================================
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import NoReturn
 
 import grpc
+from grpc import aio
 
-from homolr.crypto import PackedVector, PublicKey
-from homolr.errors import ConfigError, HomolrError, PolicyError, ProtocolError, RoundError
+from homolr.errors import (
+    ConfigError,
+    DataError,
+    HomolrError,
+    PolicyError,
+    PreconditionError,
+    ProtocolError,
+    RoundError,
+)
 from homolr.protocol import serde
-from homolr.protocol.messages import PENDING_REASON, GlobalModel, ModelHeader, ServerInfo
+from homolr.protocol.messages import (
+    PROTOCOL_VERSION,
+    GlobalModel,
+    ModelHeader,
+    ServerInfo,
+    UpdateHeader,
+)
 from homolr.protocol.service import ParameterServerServicer, pb
-from homolr.server.aggregation import decode_update, expected_ciphertexts
-from homolr.server.rounds import RoundCoordinator
-from homolr.server.training import WireCounter
+from homolr.server.state import MemberState, RunState
 
-#: Returns the worker id a caller proved (its client certificate's), or raises PolicyError when
-#: the caller may not take part; None (no authenticator) means the transport proves nothing
-#: (development mode, --insecure).
-Authenticator = Callable[[grpc.ServicerContext], str | None]
+#: Returns the member id a caller proved (its client certificate's), or raises PolicyError when the
+#: caller is no member; None (no authenticator) means the transport proves nothing (--insecure).
+Authenticator = Callable[[aio.ServicerContext[object, object]], str]
+
+#: What ``context.read()`` returns at the end of a request stream.
+_EOF: object = aio.EOF  # type: ignore[attr-defined]
 
 _STATUS: tuple[tuple[type[HomolrError], grpc.StatusCode], ...] = (
     (ProtocolError, grpc.StatusCode.INVALID_ARGUMENT),
     (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
-    (RoundError, grpc.StatusCode.FAILED_PRECONDITION),
+    (DataError, grpc.StatusCode.INVALID_ARGUMENT),
     (PolicyError, grpc.StatusCode.PERMISSION_DENIED),
+    (PreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
+    (RoundError, grpc.StatusCode.ABORTED),
 )
 
 
-def _abort(context: grpc.ServicerContext, exc: HomolrError) -> NoReturn:
+@dataclass(frozen=True)
+class ServerLimits:
+    """Time and size bounds of every call (see docs/protocol.md, "Limits")."""
+
+    poll_cap_s: float = 10.0  # a long poll answers 'pending' after at most this
+    first_message_s: float = 10.0  # a stream's header must arrive within this
+    idle_s: float = 10.0  # and each later message within this of the previous one
+    upload_floor_bytes_per_s: float = 256 * 1024  # overall limit: 30 s + payload at this rate
+    upload_base_s: float = 30.0
+    finish_poll_s: float = 1.0  # a finished run answers long polls at once
+
+    def upload_limit_s(self, payload_bytes: int) -> float:
+        return self.upload_base_s + payload_bytes / self.upload_floor_bytes_per_s
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+def _status_for(exc: HomolrError) -> grpc.StatusCode:
     for kind, code in _STATUS:
         if isinstance(exc, kind):
-            context.abort(code, str(exc))
-    context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            return code
+    return grpc.StatusCode.INTERNAL
 
 
 class Servicer(ParameterServerServicer):
-    """homolr.v1.ParameterServer backed by a :class:`RoundCoordinator`."""
+    """homolr.v2.ParameterServer on a :class:`RunState`."""
 
     def __init__(
         self,
         *,
         info: ServerInfo,
-        public_key: PublicKey,
-        coordinator: RoundCoordinator[PackedVector],
-        wire: WireCounter,
+        state: RunState,
+        fold_executor: Executor,
         authenticate: Authenticator | None = None,
-        poll_s: float = 20.0,
+        limits: ServerLimits | None = None,
+        on_bytes: Callable[[int], None] = lambda n: None,
     ) -> None:
         self._info = info
         self._info_msg = serde.server_info_to_proto(info)
-        self._public_key = public_key
-        self._coordinator = coordinator
-        self._wire = wire
+        self._state = state
+        self._fold_executor = fold_executor
         self._authenticate = authenticate
-        self._poll_s = poll_s
-        self._max_update_bytes = (
-            expected_ciphertexts(info.plan, public_key) * public_key.ciphertext_bytes
-        )
+        self._limits = limits or ServerLimits()
+        self._on_bytes = on_bytes
+        self._ciphertext_bytes = 0  # set by set_ciphertext_bytes once the key is known
 
-    def GetServerInfo(
-        self, request: pb.ServerInfoRequest, context: grpc.ServicerContext
+    def set_ciphertext_bytes(self, width: int) -> None:
+        self._ciphertext_bytes = width
+
+    # ------------------------------------------------------------------------------- unary
+    async def GetServerInfo(
+        self, request: pb.ServerInfoRequest, context: aio.ServicerContext[object, object]
     ) -> pb.ServerInfo:
         return self._info_msg
 
-    def Join(self, request: pb.JoinRequest, context: grpc.ServicerContext) -> pb.JoinReply:
+    async def Join(
+        self, request: pb.JoinRequest, context: aio.ServicerContext[object, object]
+    ) -> pb.JoinReply:
         try:
             req = serde.join_request_from_proto(request)
+            if req.protocol_version != PROTOCOL_VERSION:
+                raise PreconditionError(
+                    f"protocol version {req.protocol_version!r} is not this PS's "
+                    f"{PROTOCOL_VERSION!r}"
+                )
             self._authorize(context, req.worker_id)
             self._check_run(req.run_id)
-            round_ = self._coordinator.join(req.worker_id, req.n_features, req.n_samples)
+            round_ = self._state.join(req.worker_id, req.n_features, req.n_samples)
         except HomolrError as exc:
-            _abort(context, exc)
+            await _abort(context, exc)
         return pb.JoinReply(round=round_)
 
-    def GetModel(
-        self, request: pb.ModelRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.ModelChunk]:
+    # ----------------------------------------------------------------------------- GetModel
+    async def GetModel(
+        self, request: pb.ModelRequest, context: aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.ModelChunk]:
         try:
-            worker_id = serde.check_worker_id(request.worker_id)
-            self._authorize(context, worker_id)
-            self._check_run(request.run_id)
-            remaining = context.time_remaining()
-            wait = (
-                self._poll_s if remaining is None else max(0.0, min(self._poll_s, remaining - 1.0))
+            member_id = serde.check_worker_id(request.worker_id)
+            self._authorize(context, member_id)
+            self._check_run(serde.check_run_id(request.run_id))
+            record = self._state.member(member_id)
+        except HomolrError as exc:
+            await _abort(context, exc)
+        if record.polling:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"member '{member_id}' already has a GetModel call in flight",
             )
-            model = self._coordinator.wait_model(worker_id, request.round, wait)
-        except HomolrError as exc:
-            _abort(context, exc)
-        if model is None:
-            model = GlobalModel(ModelHeader(round=request.round, reason=PENDING_REASON))
-        self._wire.add(len(model.payload))
-        yield from serde.model_to_chunks(model)
-
-    def SubmitUpdate(
-        self, request_iterator: Iterator[pb.UpdateChunk], context: grpc.ServicerContext
-    ) -> pb.SubmitReply:
+        record.polling = True
         try:
-            update = serde.update_from_chunks(request_iterator, self._max_update_bytes)
-            self._wire.add(len(update.payload))
-            worker_id = update.header.worker_id
-            self._authorize(context, worker_id)
-            packed = decode_update(update, self._info.plan, self._public_key, self._info.run_id)
-            received = self._coordinator.submit(worker_id, update.header.round, packed)
-        except HomolrError as exc:
-            _abort(context, exc)
-        return pb.SubmitReply(round=update.header.round, received=received)
+            model = await self._wait_model(record, request, context)
+            if model is None:
+                header = ModelHeader(round=request.round, pending=True, reason="no model yet")
+                yield pb.ModelChunk(header=serde.model_header_to_proto(header, 0))
+                return
+            for chunk in serde.model_to_chunks(model):
+                yield chunk
+            self._on_bytes(len(model.payload))
+            if not model.header.finished:
+                self._state.mark_fetched(member_id, model.header.round)
+        finally:
+            record.polling = False
 
-    def _authorize(self, context: grpc.ServicerContext, worker_id: str) -> None:
+    async def _wait_model(
+        self,
+        record: MemberState,
+        request: pb.ModelRequest,
+        context: aio.ServicerContext[object, object],
+    ) -> GlobalModel | None:
+        remaining = context.time_remaining()
+        budget = self._limits.poll_cap_s
+        if remaining is not None:
+            budget = max(0.0, min(budget, remaining - 1.0))
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + budget
+        while True:
+            model = self._state.model_for(record.member_id, request.round, request.have_scaler)
+            left = give_up - loop.time()
+            if model is not None or left <= 0:
+                return model
+            await self._state.changed.wait(left)
+
+    # ------------------------------------------------------------------------- SubmitUpdate
+    async def SubmitUpdate(
+        self,
+        request_iterator: AsyncIterator[pb.UpdateChunk],
+        context: aio.ServicerContext[object, object],
+    ) -> pb.SubmitReply:
+        limits = self._limits
+        record: MemberState | None = None
+        try:
+            first = await self._read(context, limits.first_message_s, "the update header")
+            if first is None or first.WhichOneof("part") != "header":
+                raise ProtocolError("an update stream must start with its header")
+            header, payload_bytes = serde.update_header_from_proto(first.header)
+            self._authorize(context, header.worker_id)
+            self._check_run(header.run_id)
+            record = self._state.member(header.worker_id)
+            if record.submitting:
+                raise _Abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"member '{header.worker_id}' already has a SubmitUpdate call in flight",
+                )
+            record.submitting = True
+            try:
+                received = await self._receive(context, header, payload_bytes, record)
+            finally:
+                record.submitting = False
+        except _Abort as exc:
+            await context.abort(exc.code, exc.details)
+        except HomolrError as exc:
+            await _abort(context, exc)
+        return pb.SubmitReply(round=header.round, received=received)
+
+    async def _receive(
+        self,
+        context: aio.ServicerContext[object, object],
+        header: UpdateHeader,
+        payload_bytes: int,
+        record: MemberState,
+    ) -> int:
+        state = self._state
+        if state.finish is not None:
+            raise PreconditionError(f"training has finished ({state.finish.reason})")
+        round_sum = state.round_sum
+        published = state.published
+        if round_sum is None or published is None or header.round != published.round:
+            raise RoundError(self._wrong_round(header, published.round if published else None))
+        member_id = header.worker_id
+        if member_id in state.submitted:
+            raise RoundError(f"member '{member_id}' already submitted for round {header.round}")
+        if member_id not in published.weights:
+            raise RoundError(f"member '{member_id}' takes no part in round {header.round}")
+        layout = round_sum.layout
+        expected_bytes = layout.n_ciphertexts * self._ciphertext_bytes
+        for name, got, want in (
+            ("length", header.length, layout.length),
+            ("frac_bits", header.frac_bits, layout.frac_bits),
+            ("value_bits", header.value_bits, layout.spec.value_bits),
+            ("headroom_bits", header.headroom_bits, layout.spec.headroom_bits),
+            ("n_ciphertexts", header.n_ciphertexts, layout.n_ciphertexts),
+            ("payload_bytes", payload_bytes, expected_bytes),
+        ):
+            if got != want:
+                raise ProtocolError(
+                    f"update from '{member_id}' for round {header.round}: field '{name}' is "
+                    f"{got}; the plan requires {want}"
+                )
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._limits.upload_limit_s(payload_bytes)
+        for chunk in range(layout.n_chunks):
+            idle = min(self._limits.idle_s, give_up - loop.time())
+            message = await self._read(context, idle, f"data message {chunk + 1} of the update")
+            if message is None or message.WhichOneof("part") != "data":
+                raise ProtocolError(
+                    f"update from '{member_id}' for round {header.round}: message {chunk + 2} "
+                    f"must be data message {chunk + 1} of {layout.n_chunks}"
+                )
+            self._on_bytes(len(message.data))
+            if round_sum.has_chunk(member_id, chunk):
+                continue  # a resubmission: this chunk is already folded in
+            await loop.run_in_executor(
+                self._fold_executor, round_sum.fold, member_id, chunk, message.data
+            )
+            state.changed.notify()
+        if state.published is published:
+            state.submitted.add(member_id)
+        received = len(state.submitted)
+        trailing = await self._read(context, self._limits.idle_s, "the end of the update stream")
+        if trailing is not None:
+            raise ProtocolError(
+                f"update from '{member_id}' for round {header.round}: more than "
+                f"{layout.n_chunks} data messages"
+            )
+        return received
+
+    # ------------------------------------------------------------------------------ helpers
+    async def _read(
+        self, context: aio.ServicerContext[object, object], timeout: float, what: str
+    ) -> pb.UpdateChunk | None:
+        """The next stream message, None at the end of the stream; DEADLINE_EXCEEDED when it
+        does not arrive within ``timeout`` seconds."""
+        if timeout <= 0:
+            raise _Abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the update stream exceeded its overall time limit waiting for {what}",
+            )
+        try:
+            message = await asyncio.wait_for(context.read(), timeout)
+        except TimeoutError:
+            raise _Abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"no message for {timeout:.0f} s while waiting for {what}",
+            ) from None
+        if message is _EOF:
+            return None
+        assert isinstance(message, pb.UpdateChunk)
+        return message
+
+    def _authorize(self, context: aio.ServicerContext[object, object], member_id: str) -> None:
         if self._authenticate is None:
             return
         proven = self._authenticate(context)
-        if proven != worker_id:
+        if proven != member_id:
             raise PolicyError(
-                f"worker id '{worker_id}' does not match the client certificate's id '{proven}'"
+                f"member id '{member_id}' is not the client certificate's member '{proven}'"
             )
 
     def _check_run(self, run_id: str) -> None:
         if run_id != self._info.run_id:
-            raise RoundError(f"run id '{run_id}' is not this PS's run '{self._info.run_id}'")
+            raise PreconditionError(f"run id '{run_id}' is not this PS's run '{self._info.run_id}'")
+
+    @staticmethod
+    def _wrong_round(header: UpdateHeader, open_round: int | None) -> str:
+        who = f"member '{header.worker_id}' submitted for round {header.round}"
+        if open_round is None:
+            return f"{who} but no round is open"
+        when = "late" if header.round < open_round else "early"
+        return f"{who} ({when}); round {open_round} is the current one"
 
 
-__all__ = ["Authenticator", "Servicer"]
+async def _abort(context: aio.ServicerContext[object, object], exc: HomolrError) -> NoReturn:
+    await context.abort(_status_for(exc), str(exc))
+    raise AssertionError("unreachable: abort raises")
+
+
+__all__ = ["Authenticator", "ServerLimits", "Servicer"]

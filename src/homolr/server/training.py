@@ -1,211 +1,510 @@
-"""The PS's training loop: publish the global model, collect a round, decrypt the sum, evaluate.
+"""The PS's training loop (a coroutine): publish, collect a round, release the sum, evaluate.
 
-Per round ``r`` (0-based, also the iteration index ``t`` of the learning-rate schedule):
+Per step ``t`` of the schedule (one round; a discarded round is retried under a new round number
+with the same ``t``):
 
-1. publish ``w`` — as ``Enc(w)`` re-encrypted with fresh randomness at scale ``frac_bits``
-   (encrypted mode) or as float64 (aggregate mode);
-2. collect the workers' packed encrypted updates until all active workers submitted or the round
-   deadline passed; fewer than ``min_workers`` ends training with the last good model;
-3. the key holder sums them homomorphically and decrypts only the sum; the PS averages it into the
-   new ``w``;
-4. evaluate ``w`` on the validation set every ``eval_every`` iterations and print the reference line.
+1. publish ``w``: ``Enc(w)`` re-encrypted with fresh randomness at scale ``frac_bits`` (encrypted
+   mode) or float64 (aggregate mode), with each member's weight share;
+2. collect the members' packed encrypted updates: the key holder folds each arriving chunk into a
+   running sum and decrypts a chunk as soon as every expected member's part of it is in. The round's
+   deadline starts when every expected member has the model; a member that misses it pauses the run
+   (participation "all") or is left out (quorum, while at least ``min_workers`` remain);
+3. the key holder releases the round (through the privacy mechanism): the new ``w``;
+4. evaluate ``w`` on the validation set every ``eval_every`` steps and print the reference line;
+   checkpoint.
 
-The loop is transport-free: it talks to a :class:`~homolr.server.rounds.RoundCoordinator`, so tests
-drive it without a network.
+With ``plan.standardize`` a moments round runs first: members send their row count, feature sums and
+sums of squares; the key holder releases only their sum, from which the PS publishes the global
+scaler.
+
+The loop is transport-free: it talks to a :class:`~homolr.server.state.RunState`, so tests drive it
+without a network. CPU work (encryption, decryption, evaluation, checkpoints) runs on ``executor``.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from homolr.crypto import PackedVector
-from homolr.enclave.keyholder import KeyHolder
-from homolr.errors import EncodingOverflowError, PolicyError
-from homolr.learning import Dataset, Metrics, add_bias, evaluate
-from homolr.protocol.messages import GlobalModel, ModelHeader, TrainingPlan
-from homolr.server.aggregation import global_weights
+from homolr.crypto import PackingSpec
+from homolr.enclave.keyholder import (
+    KeyHolder,
+    Release,
+    ReleaseMechanism,
+    RoundSum,
+    UpdateLayout,
+    average_release,
+)
+from homolr.errors import (
+    EncodingOverflowError,
+    JoinTimeoutError,
+    PolicyError,
+    RunPausedError,
+    TrainingFailedError,
+)
+from homolr.learning import Metrics, evaluate
+from homolr.protocol.messages import Outcome, Scaler, TrainingPlan
+from homolr.server.clock import AwakeClock, Deadline
 from homolr.server.reporting import Reporter, RoundRecord
-from homolr.server.rounds import RoundCoordinator
+from homolr.server.state import Published, RunState
+
+FloatArray = NDArray[np.float64]
+T = TypeVar("T")
+
+#: Consecutive discarded rounds (overflowing sums) after which training fails.
+MAX_DISCARDED_ROUNDS = 3
+#: How often a wait that lasts says what it waits for.
+WAIT_LOG_S = 10.0
 
 
 @dataclass(frozen=True)
 class TrainingState:
-    """What a checkpoint needs to resume: the model after ``next_round`` rounds and who trained it."""
+    """What a checkpoint needs to resume: the next round and step, the model, who trains it."""
 
     next_round: int
-    weights: NDArray[np.float64]
-    workers: dict[str, int]
+    step: int
+    weights: FloatArray
+    members: dict[str, int]
+    scaler: Scaler | None
 
 
 @dataclass(frozen=True)
 class TrainingOutcome:
-    weights: NDArray[np.float64]
-    rounds: int
+    weights: FloatArray
+    steps: int
+    outcome: Outcome
     reason: str
     final_metrics: Metrics
     seconds: float
 
 
+@dataclass(frozen=True)
+class Validation:
+    """The PS's validation set with the bias column: ``Xb`` (raw units) and ``y``."""
+
+    Xb: FloatArray
+    y: NDArray[np.int64]
+
+    def scaled(self, scaler: Scaler | None) -> FloatArray:
+        if scaler is None:
+            return self.Xb
+        mean = np.asarray(scaler.mean, dtype=np.float64)
+        scale = np.asarray(scaler.scale, dtype=np.float64)
+        return np.hstack([self.Xb[:, :1], (self.Xb[:, 1:] - mean) / scale])
+
+
 class WireCounter:
-    """Bytes the PS sent and received, counted by the servicer, read per round by the loop."""
+    """Bytes the PS sent and received, counted by the servicer, read per evaluation."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._bytes = 0
 
     def add(self, n: int) -> None:
-        with self._lock:
-            self._bytes += n
+        self._bytes += n
 
     def take(self) -> int:
-        with self._lock:
-            n, self._bytes = self._bytes, 0
-            return n
+        n, self._bytes = self._bytes, 0
+        return n
+
+
+#: Makes the release mechanism of a round from the step and the released round's expected members.
+MechanismFactory = Callable[[int, frozenset[str]], ReleaseMechanism]
+#: The global scaler from the summed moments (row count, sums, sums of squares).
+ScalerFactory = Callable[[float, FloatArray, FloatArray], Scaler]
 
 
 class Trainer:
-    """Runs the rounds of one training plan against a coordinator and a key holder."""
+    """Runs the rounds of one training plan against a :class:`RunState` and a key holder."""
 
     def __init__(
         self,
         plan: TrainingPlan,
         key_holder: KeyHolder,
-        validation: Dataset,
-        coordinator: RoundCoordinator[PackedVector],
+        validation: Validation,
+        state: RunState,
         reporter: Reporter,
         *,
-        stop: threading.Event,
+        clock: AwakeClock,
+        executor: Executor,
         wire: WireCounter,
-        join_timeout_s: float = 300.0,
-        start_round: int = 0,
-        start_weights: NDArray[np.float64] | None = None,
+        join_timeout_s: float,
+        run_id: str = "",
+        start: TrainingState | None = None,
         on_round_end: Callable[[TrainingState], None] | None = None,
+        mechanism: MechanismFactory | None = None,
+        make_scaler: ScalerFactory | None = None,
     ) -> None:
         self._plan = plan
         self._keys = key_holder
-        self._Xb = add_bias(validation.X)
-        self._y = validation.y
-        self._coordinator = coordinator
+        self._validation = validation
+        self._state = state
         self._reporter = reporter
-        self._stop = stop
+        self._clock = clock
+        self._executor = executor
         self._wire = wire
         self._join_timeout_s = join_timeout_s
-        self._start_round = start_round
+        self._run_id = run_id
+        self._on_round_end = on_round_end
+        self._mechanism = mechanism
+        self._make_scaler = make_scaler
+        self._round = 0 if start is None else start.next_round
+        self._step = 0 if start is None else start.step
         self._weights = (
-            np.array(start_weights, dtype=np.float64)
-            if start_weights is not None
+            np.array(start.weights, dtype=np.float64)
+            if start is not None
             else np.full(plan.n_weights, plan.init_weight, dtype=np.float64)
         )
-        self._on_round_end = on_round_end
+        if start is not None:
+            state.scaler = start.scaler
+            key_holder.resume_after(start.next_round - 1)
+        self._first_round = True
         self._started = time.monotonic()
 
     @property
-    def weights(self) -> NDArray[np.float64]:
-        """The last good global model (bias first)."""
+    def weights(self) -> FloatArray:
         return self._weights.copy()
 
-    def run(self) -> TrainingOutcome:
-        started = self._started = time.monotonic()
-        reason, rounds = self._train()
-        self._reporter.advance(rounds, "finished")
-        self._coordinator.finish(reason, rounds)
-        self._reporter.message(f"training finished after {rounds} rounds: {reason}")
-        pending = self._coordinator.wait_finish_seen(timeout=min(10.0, self._plan.round_timeout_s))
-        if pending:
-            self._reporter.message(
-                f"workers that did not collect the end notice: {', '.join(pending)}"
-            )
-        final = evaluate(self._weights, self._Xb, self._y)
+    @property
+    def step(self) -> int:
+        return self._step
+
+    # ---------------------------------------------------------------------------------- run
+    async def run(self) -> TrainingOutcome:
+        """Train to the end of the plan (or its stopping rule).
+
+        Raises JoinTimeoutError, RunPausedError or TrainingFailedError when the run cannot go on;
+        cancelling the task stops it (the caller ends the run as 'stopped').
+        """
+        self._started = time.monotonic()
+        await self._wait_for_members()
+        if self._plan.standardize and self._state.scaler is None:
+            await self._moments_round()
+        reason = await self._train()
+        final = await self._run(self._evaluate)
         return TrainingOutcome(
-            self._weights.copy(), rounds, reason, final, time.monotonic() - started
+            self._weights.copy(),
+            self._step,
+            "completed",
+            reason,
+            final,
+            time.monotonic() - self._started,
         )
 
-    def _train(self) -> tuple[str, int]:
+    async def _train(self) -> str:
         plan = self._plan
-        joined = self._coordinator.wait_for_workers(plan.expected_workers, self._join_timeout_s)
-        if self._stop.is_set():
-            return "stopped by signal before training started", self._start_round
-        if joined < plan.min_workers:
-            return (
-                f"only {joined} worker(s) joined within {self._join_timeout_s:.0f} s; "
-                f"min_workers is {plan.min_workers}",
-                self._start_round,
+        discarded = 0
+        while self._step < plan.iterations:
+            try:
+                release = await self._training_round()
+            except (EncodingOverflowError, PolicyError) as exc:
+                discarded += 1
+                self._reporter.message(
+                    f"round {self._round - 1} discarded, model unchanged, step {self._step} will "
+                    f"run again: {exc}"
+                )
+                if discarded >= MAX_DISCARDED_ROUNDS:
+                    raise TrainingFailedError(
+                        f"{discarded} consecutive rounds were discarded; last: {exc}"
+                    ) from None
+                continue
+            discarded = 0
+            previous = self._weights
+            self._weights = (
+                release.values if plan.mode == "encrypted" else previous + release.values
             )
-        self._reporter.message(f"{joined} workers joined: {', '.join(self._coordinator.workers())}")
-        for r in range(self._start_round, plan.iterations):
-            outcome = self._round(r)
-            if outcome is not None:
-                return outcome, r
-        return f"completed {plan.iterations} iterations", plan.iterations
+            delta = float(np.max(np.abs(self._weights - previous)))
+            step = self._step
+            self._step += 1
+            await self._report(step, len(release.contributors))
+            self._checkpoint()
+            if plan.tolerance > 0 and delta < plan.tolerance:
+                return (
+                    f"converged at step {step}: max weight change {delta:.3g} < tolerance "
+                    f"{plan.tolerance:g}"
+                )
+        return f"completed {plan.iterations} iterations"
 
-    def _round(self, r: int) -> str | None:
-        """Run round ``r``; return a reason to stop, or None to go on."""
+    # ------------------------------------------------------------------------------- joining
+    async def _wait_for_members(self) -> None:
+        plan, state = self._plan, self._state
+        deadline = Deadline(self._clock, self._join_timeout_s)
+        next_log = 0.0
+        while True:
+            joined = sorted(m for m, r in state.members.items() if r.connected)
+            if len(joined) >= plan.expected_workers:
+                self._reporter.message(f"{len(joined)} members joined: {', '.join(joined)}")
+                return
+            missing = state.missing_members() or [
+                f"{plan.expected_workers - len(joined)} more (open membership)"
+            ]
+            if deadline.expired:
+                if plan.participation == "quorum" and len(joined) >= plan.min_workers:
+                    self._reporter.message(
+                        f"join deadline passed; going on with the quorum {', '.join(joined)} "
+                        f"(missing: {', '.join(missing)})"
+                    )
+                    return
+                raise JoinTimeoutError(
+                    f"only {len(joined)} of {plan.expected_workers} members joined within "
+                    f"{self._join_timeout_s:g} s ({', '.join(joined) or 'none'}); missing: "
+                    f"{', '.join(missing)}"
+                )
+            if deadline.elapsed() >= next_log:
+                self._reporter.message(
+                    f"waiting for members: {len(joined)} of {plan.expected_workers} joined"
+                    f"{' (' + ', '.join(joined) + ')' if joined else ''}; missing: "
+                    f"{', '.join(missing)}; {deadline.elapsed():.0f} s of {deadline.seconds:g} s"
+                )
+                next_log = deadline.elapsed() + WAIT_LOG_S
+            self._reporter.advance(self._step, "waiting for members")
+            await state.changed.wait(min(deadline.remaining(), 1.0))
+
+    # -------------------------------------------------------------------------------- rounds
+    def _expected(self) -> frozenset[str]:
+        plan, state = self._plan, self._state
+        if plan.participation == "all":
+            return frozenset(state.members)
+        return frozenset(m for m, r in state.members.items() if r.active)
+
+    def _shares(self, expected: frozenset[str]) -> dict[str, float]:
+        """Each member's weight share: 1 (equal weighting: the key holder divides by the number of
+        contributors) or its fraction of the expected members' samples."""
+        if self._plan.weighting == "equal":
+            return dict.fromkeys(expected, 1.0)
+        samples = self._state.sample_counts()
+        total = sum(samples[m] for m in expected)
+        return {m: samples[m] / total for m in expected}
+
+    def _layout(self, length: int, frac_bits: int) -> UpdateLayout:
         plan = self._plan
-        self._coordinator.publish(self._model_message(r))
-        self._reporter.advance(r, f"round {r}: waiting for workers")
-        if plan.mode == "encrypted":  # while the workers compute: randomness of the next Enc(w)
-            self._keys.prepare_encryptions(plan.n_weights)
-        result = self._coordinator.collect(plan.round_timeout_s, stop=self._stop)
-        if self._stop.is_set():
-            return "stopped by signal"
-        if result.missing:
-            self._reporter.message(f"round {r}: no update from {', '.join(result.missing)} in time")
-        if len(result.submissions) < plan.min_workers:
-            return (
-                f"round {r} got {len(result.submissions)} update(s) before its "
-                f"{plan.round_timeout_s:g} s deadline; min_workers is {plan.min_workers}"
-            )
-        try:
-            aggregate = self._keys.decrypt_sum(result.submissions)
-        except (EncodingOverflowError, PolicyError) as exc:
-            self._reporter.message(f"round {r} discarded, model unchanged: {exc}")
-            return None
-        new = global_weights(
-            aggregate.total, aggregate.workers, plan.weighting, self._coordinator.workers()
+        return UpdateLayout(
+            length=length,
+            frac_bits=frac_bits,
+            spec=PackingSpec(value_bits=plan.value_bits, headroom_bits=plan.headroom_bits),
+            chunk_ciphertexts=plan.chunk_ciphertexts,
+            n_bits=self._keys.public_key.n_bits,
         )
-        delta = float(np.max(np.abs(new - self._weights)))
-        self._weights = new
-        self._report(r, len(aggregate.workers))
-        if self._on_round_end is not None:
-            self._on_round_end(TrainingState(r + 1, new.copy(), self._coordinator.workers()))
-        if plan.tolerance > 0 and delta < plan.tolerance:
-            return f"converged at iteration {r}: max weight change {delta:.3g} < tolerance {plan.tolerance:g}"
-        return None
 
-    def _model_message(self, r: int) -> GlobalModel:
+    async def _training_round(self) -> Release:
         plan = self._plan
+        expected = self._expected()
+        weights = self._shares(expected)
+        mechanism = self._mechanism(self._step, expected) if self._mechanism else average_release
         if plan.mode == "encrypted":
-            payload = self._keys.encrypt_model(self._weights, plan.frac_bits).to_bytes()
-            header = ModelHeader(
-                round=r, encrypted=True, length=plan.n_weights, frac_bits=plan.frac_bits
-            )
+            ciphertexts = await self._run(self._keys.encrypt_model, self._weights, plan.frac_bits)
+            payload = ciphertexts.to_bytes()
         else:
             payload = self._weights.astype("<f8").tobytes()
-            header = ModelHeader(round=r, encrypted=False, length=plan.n_weights)
-        return GlobalModel(header, payload)
+        layout = self._layout(plan.n_weights, plan.update_frac_bits)
+        published = Published(
+            round=self._round,
+            step=self._step,
+            kind="train",
+            encrypted=plan.mode == "encrypted",
+            length=plan.n_weights,
+            frac_bits=plan.frac_bits,
+            payload=payload,
+            weights=weights,
+        )
+        return await self._round_trip(published, layout, expected, mechanism)
 
-    def _report(self, r: int, n_workers: int) -> None:
+    async def _moments_round(self) -> None:
         plan = self._plan
-        last = r == plan.iterations - 1
-        if r % plan.eval_every != 0 and not last:
+        expected = self._expected()
+        layout = self._layout(plan.moments_length, plan.moments_frac_bits)
+        published = Published(
+            round=self._round,
+            step=self._step,
+            kind="moments",
+            encrypted=False,
+            length=0,
+            frac_bits=plan.moments_frac_bits,
+            payload=b"",
+            weights=dict.fromkeys(expected, 1.0),
+        )
+        self._reporter.message(f"round {self._round}: statistics round (standardize = true)")
+        release = await self._round_trip(published, layout, expected, lambda s, w: s)
+        if self._make_scaler is None:
+            raise TrainingFailedError("standardize is on but the PS has no scaler factory")
+        d = plan.n_features
+        values = release.values
+        self._state.scaler = self._make_scaler(float(values[0]), values[1 : 1 + d], values[1 + d :])
+        self._reporter.message(
+            f"global scaler from {round(float(values[0])):,} rows of "
+            f"{len(release.contributors)} members published"
+        )
+        self._checkpoint()
+
+    async def _round_trip(
+        self,
+        published: Published,
+        layout: UpdateLayout,
+        expected: frozenset[str],
+        mechanism: ReleaseMechanism,
+    ) -> Release:
+        """Open, publish and collect one round; return the key holder's release."""
+        round_sum = self._keys.open_round(
+            published.round, layout, published.weights, expected, mechanism
+        )
+        self._round += 1
+        self._state.publish(published, round_sum)
+        self._reporter.advance(self._step, f"round {published.round}: waiting for members")
+        if self._plan.mode == "encrypted" and published.kind == "train":
+            prepare = self._run(self._keys.prepare_encryptions, self._plan.n_weights)
+        else:
+            prepare = None
+        try:
+            release = await self._collect(round_sum, published, expected)
+        finally:
+            self._state.close_round()
+            if prepare is not None:
+                await prepare
+        self._first_round = False
+        return release
+
+    async def _collect(
+        self, round_sum: RoundSum, published: Published, expected: frozenset[str]
+    ) -> Release:
+        plan, state = self._plan, self._state
+        allowance = plan.first_round_timeout_s if self._first_round else plan.round_timeout_s
+        fetch = Deadline(self._clock, allowance)
+        answer: Deadline | None = None
+        decrypting: dict[int, asyncio.Future[None]] = {}
+        next_log = WAIT_LOG_S
+        r = published.round
+        while True:
+            for chunk in round_sum.ready_chunks():
+                if chunk not in decrypting:
+                    decrypting[chunk] = self._run(round_sum.decrypt_chunk, chunk)
+                    decrypting[chunk].add_done_callback(lambda _: state.changed.notify())
+            for future in decrypting.values():
+                if future.done() and future.exception() is not None:
+                    await _drain(decrypting)
+                    future.result()  # raises the overflow / policy error
+            complete = round_sum.complete_members()
+            if expected <= complete and len(decrypting) == layout_chunks(round_sum):
+                await asyncio.gather(*decrypting.values())
+                return round_sum.release()
+            if answer is None:
+                fetched = {m for m in expected if state.members[m].fetched_round >= r}
+                if fetched == expected:
+                    answer = Deadline(self._clock, allowance)
+                elif fetch.expired:
+                    answer = Deadline(self._clock, 0.0)
+            if answer is not None and answer.expired:
+                break
+            waited = fetch.elapsed() if answer is None else answer.elapsed()
+            if waited >= next_log:
+                missing = sorted(expected - complete)
+                self._reporter.message(
+                    f"round {r}: waiting for updates from {', '.join(missing)}; "
+                    f"{waited:.0f} s of {allowance:g} s"
+                )
+                next_log = waited + WAIT_LOG_S
+            left = fetch.remaining() if answer is None else answer.remaining()
+            await state.changed.wait(min(max(left, 0.01), 1.0))
+        return await self._after_deadline(round_sum, expected, decrypting, allowance)
+
+    async def _after_deadline(
+        self,
+        round_sum: RoundSum,
+        expected: frozenset[str],
+        decrypting: dict[int, asyncio.Future[None]],
+        allowance: float,
+    ) -> Release:
+        plan, state = self._plan, self._state
+        r = round_sum.round
+        complete = round_sum.complete_members()
+        missing = sorted(expected - complete)
+        round_sum.close()
+        if plan.participation == "all":
+            await _drain(decrypting)
+            raise RunPausedError(
+                f"round {r}: no complete update from {', '.join(missing)} within {allowance:g} s; "
+                "participation 'all' needs every member, so the run is paused (nothing of this "
+                "round was released). Resume with 'homolr ps --resume' when the member is back."
+            )
+        if len(complete) < plan.min_workers:
+            await _drain(decrypting)
+            raise RunPausedError(
+                f"round {r}: only {len(complete)} complete update(s) "
+                f"({', '.join(sorted(complete)) or 'none'}) within {allowance:g} s; min_workers is "
+                f"{plan.min_workers}. The run is paused; resume with 'homolr ps --resume'."
+            )
+        for member in missing:
+            record = state.members[member]
+            if record.active:
+                self._reporter.message(
+                    f"member {member} missed round {r}; later rounds go on without it until it "
+                    "returns"
+                )
+                record.active = False
+        for chunk in round_sum.ready_chunks():
+            if chunk not in decrypting:
+                decrypting[chunk] = self._run(round_sum.decrypt_chunk, chunk)
+        await asyncio.gather(*decrypting.values())
+        return round_sum.release()
+
+    # ------------------------------------------------------------------------------ reporting
+    def _evaluate(self) -> Metrics:
+        v = self._validation
+        return evaluate(self._weights, v.scaled(self._state.scaler), v.y)
+
+    async def _report(self, step: int, n_members: int) -> None:
+        plan = self._plan
+        self._reporter.advance(step + 1, f"step {step}")
+        if step % plan.eval_every != 0 and step != plan.iterations - 1:
             return
-        metrics = evaluate(self._weights, self._Xb, self._y)
+        metrics = await self._run(self._evaluate)
         record = RoundRecord(
-            iteration=r,
+            run_id=self._run_id,
+            iteration=step,
             acc=metrics.accuracy,
             loss=metrics.loss,
             auc=metrics.auc,
             seconds=time.monotonic() - self._started,
             bytes=self._wire.take(),
-            workers=n_workers,
+            workers=n_members,
         )
-        self._reporter.evaluation(r, metrics, record)
+        self._reporter.evaluation(step, metrics, record)
+
+    def _checkpoint(self) -> None:
+        if self._on_round_end is not None:
+            self._on_round_end(
+                TrainingState(
+                    self._round,
+                    self._step,
+                    self._weights.copy(),
+                    self._state.sample_counts(),
+                    self._state.scaler,
+                )
+            )
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
 
-__all__ = ["Trainer", "TrainingOutcome", "TrainingState", "WireCounter"]
+def layout_chunks(round_sum: RoundSum) -> int:
+    return round_sum.layout.n_chunks
+
+
+async def _drain(futures: dict[int, asyncio.Future[None]]) -> None:
+    """Wait for started decryptions to end (their results stay inside the key holder)."""
+    await asyncio.gather(*futures.values(), return_exceptions=True)
+
+
+__all__ = [
+    "MAX_DISCARDED_ROUNDS",
+    "Trainer",
+    "TrainingOutcome",
+    "TrainingState",
+    "Validation",
+    "WireCounter",
+]

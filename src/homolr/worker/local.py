@@ -1,22 +1,27 @@
-"""A worker's local step for one round, in either mode. Pure: no network, no files.
+"""A member's local computation for one round, in either mode. Pure: no network, no files.
 
 Encrypted-model mode
-    The worker holds only ``Enc(w)``. The reference step with the Taylor sigmoid
+    The member holds only ``Enc(w)``. The reference step with the Taylor sigmoid
     ``p = 0.5 + 0.25 Xw`` is affine in ``w``::
 
         w_new = w - lr_t ((0.25 XᵀX/m + αI) w + Xᵀ(0.5 − y)/m) = M_t w + b_t
 
-    so the worker precomputes its plaintext sufficient statistics once (``XᵀX``, ``Xᵀ(0.5 − y)``,
-    ``m``) and per round evaluates ``Enc(w_new) = M_t · Enc(w) + b_t`` homomorphically: one
-    plaintext-matrix × encrypted-vector product, O(d²) whatever the number of rows. The result is
-    packed homomorphically (a few ciphertexts instead of one per weight) for the upload.
+    so the member precomputes its plaintext sufficient statistics once (``XᵀX``, ``Xᵀ(0.5 − y)``,
+    ``m``) and per round evaluates ``Enc(s·w_new) = (s·M_t) · Enc(w) + s·b_t`` homomorphically (one
+    plaintext-matrix × encrypted-vector product, O(d²) whatever the number of rows), ``s`` being its
+    weight share. The result is packed homomorphically for the upload (scale ``2·frac_bits``).
 
 Secure-aggregation mode
-    The worker receives the plaintext global model, trains it locally (exact sigmoid, mini-batches,
-    ``local_epochs``), then encodes, packs and encrypts its model under the PS's key.
+    The member receives the plaintext global model ``w``, trains it locally (exact sigmoid,
+    mini-batches, ``local_epochs``), then encodes, packs and encrypts ``s·(w_local − w)`` (scale
+    ``frac_bits``); values outside the plan's slot range are refused here, before anything is sent.
 
-With sample weighting the worker multiplies its model by its sample count ``m`` (an exact integer
-scaling); the PS divides the decrypted sum by the total.
+Moments round (``plan.standardize``)
+    The member encrypts its row count, per-feature sums and sums of squares (scale
+    ``moments_frac_bits``); only their sum over the members is ever decrypted.
+
+The schedule index is the model header's ``step`` (a retried round uses the same step, and the
+mini-batch shuffle is seeded by it, so a retried step reproduces the same contribution).
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ from homolr.learning import (
 )
 from homolr.protocol.messages import GlobalModel, TrainingPlan
 
+FloatArray = NDArray[np.float64]
 
-def _spec(plan: TrainingPlan) -> PackingSpec:
+
+def packing_spec(plan: TrainingPlan) -> PackingSpec:
     return PackingSpec(value_bits=plan.value_bits, headroom_bits=plan.headroom_bits)
 
 
@@ -63,24 +70,29 @@ def _check_header(model: GlobalModel, plan: TrainingPlan, *, encrypted: bool) ->
         raise ProtocolError(
             f"round {h.round}: model has {h.length} weights; the plan has {plan.n_weights}"
         )
+    if not 0.0 < h.weight <= 1.0 or not np.isfinite(h.weight):
+        raise ProtocolError(f"round {h.round}: weight share {h.weight!r} is not in (0, 1]")
+    if h.step >= plan.iterations:
+        raise ProtocolError(
+            f"round {h.round}: step {h.step} is beyond the plan's {plan.iterations} iterations"
+        )
 
 
 class EncryptedLocalStep:
-    """Encrypted-model mode: ``Enc(w) -> pack(M_t · Enc(w) + b_t)``."""
+    """Encrypted-model mode: ``Enc(w) -> pack(s·M_t · Enc(w) + s·b_t)``."""
 
     def __init__(self, dataset: Dataset, plan: TrainingPlan, public_key: PublicKey) -> None:
         self._plan = plan
         self._public_key = public_key
         self._stats = sufficient_stats(add_bias(dataset.X), dataset.y)
-        self._n_samples = dataset.n_samples
 
     def update(self, model: GlobalModel) -> PackedVector:
         plan = self._plan
         _check_header(model, plan, encrypted=True)
         if model.header.frac_bits != plan.frac_bits:
             raise ProtocolError(
-                f"round {model.header.round}: model scale is {model.header.frac_bits} fractional bits; "
-                f"the plan says {plan.frac_bits}"
+                f"round {model.header.round}: model scale is {model.header.frac_bits} fractional "
+                f"bits; the plan says {plan.frac_bits}"
             )
         enc_w = EncryptedVector.from_bytes(
             self._public_key, model.payload, frac_bits=plan.frac_bits
@@ -89,16 +101,17 @@ class EncryptedLocalStep:
             raise ProtocolError(
                 f"round {model.header.round}: {len(enc_w)} ciphertexts for {plan.n_weights} weights"
             )
-        lr = learning_rate(plan.schedule, plan.learning_rate, model.header.round)
+        lr = learning_rate(plan.schedule, plan.learning_rate, model.header.step)
         M, b = linear_update(self._stats, lr, plan.alpha)
+        share = model.header.weight
+        if share != 1.0:
+            M, b = share * M, share * b
         new = matvec(M, enc_w, frac_bits=plan.frac_bits) + b
-        if plan.weighting == "samples":
-            new = new * self._n_samples
-        return pack(new, _spec(plan))
+        return pack(new, packing_spec(plan))
 
 
 class AggregateLocalStep:
-    """Secure-aggregation mode: plaintext local SGD, then an encrypted packed upload."""
+    """Secure-aggregation mode: plaintext local SGD, then an encrypted packed delta."""
 
     def __init__(
         self, dataset: Dataset, plan: TrainingPlan, public_key: PublicKey, worker_id: str
@@ -107,11 +120,9 @@ class AggregateLocalStep:
         self._public_key = public_key
         self._Xb = add_bias(dataset.X)
         self._y = dataset.y
-        self._n_samples = dataset.n_samples
         self._seed = int.from_bytes(hashlib.sha256(worker_id.encode()).digest()[:8], "big")
 
-    def local_weights(self, model: GlobalModel) -> NDArray[np.float64]:
-        """The worker's locally trained model for this round (plaintext), shape ``(n_weights,)``."""
+    def global_weights(self, model: GlobalModel) -> FloatArray:
         plan = self._plan
         _check_header(model, plan, encrypted=False)
         if len(model.payload) != 8 * plan.n_weights:
@@ -122,8 +133,14 @@ class AggregateLocalStep:
         w = np.frombuffer(model.payload, dtype="<f8").astype(np.float64)
         if not np.all(np.isfinite(w)):
             raise ProtocolError(f"round {model.header.round}: model has non-finite weights")
-        rng = np.random.default_rng([plan.seed, model.header.round, self._seed])
-        lr = learning_rate(plan.schedule, plan.learning_rate, model.header.round)
+        return w
+
+    def local_weights(self, model: GlobalModel) -> FloatArray:
+        """The member's locally trained model for this step (plaintext), shape ``(n_weights,)``."""
+        plan = self._plan
+        w = self.global_weights(model)
+        rng = np.random.default_rng([plan.seed, model.header.step, self._seed])
+        lr = learning_rate(plan.schedule, plan.learning_rate, model.header.step)
         return sgd_epochs(
             w,
             self._Xb,
@@ -136,12 +153,22 @@ class AggregateLocalStep:
         )
 
     def update(self, model: GlobalModel) -> PackedVector:
-        w = self.local_weights(model)
-        if self._plan.weighting == "samples":
-            w = w * self._n_samples
+        delta = self.local_weights(model) - self.global_weights(model)
         return encrypt_packed(
-            self._public_key, w, frac_bits=self._plan.frac_bits, spec=_spec(self._plan)
+            self._public_key,
+            model.header.weight * delta,
+            frac_bits=self._plan.frac_bits,
+            spec=packing_spec(self._plan),
         )
+
+
+def moments_update(dataset: Dataset, plan: TrainingPlan, public_key: PublicKey) -> PackedVector:
+    """The moments round's upload: ``[m, Σx_j, Σx_j²]`` encrypted and packed."""
+    X = dataset.X
+    values = np.concatenate([[float(X.shape[0])], X.sum(axis=0), (X * X).sum(axis=0)])
+    return encrypt_packed(
+        public_key, values, frac_bits=plan.moments_frac_bits, spec=packing_spec(plan)
+    )
 
 
 LocalStep = EncryptedLocalStep | AggregateLocalStep
@@ -155,4 +182,11 @@ def make_local_step(
     return AggregateLocalStep(dataset, plan, public_key, worker_id)
 
 
-__all__ = ["AggregateLocalStep", "EncryptedLocalStep", "LocalStep", "make_local_step"]
+__all__ = [
+    "AggregateLocalStep",
+    "EncryptedLocalStep",
+    "LocalStep",
+    "make_local_step",
+    "moments_update",
+    "packing_spec",
+]

@@ -1,10 +1,14 @@
-"""The worker's side of the wire: one channel, deadlines on every call, retries with backoff.
+"""The worker's side of the wire: one channel, a deadline on every call, retries that ride out a
+slow or unreachable PS.
 
-Every call carries a deadline. ``UNAVAILABLE`` (PS not up yet, restarting, network blip) is retried
-with exponential backoff and jitter until ``retry_budget_s`` runs out; a TLS handshake failure
-is not retried (retrying cannot fix a certificate) and says so. ``FAILED_PRECONDITION`` becomes a
-:class:`~homolr.errors.RoundError` (e.g. a late submission); every other failure becomes a
-:class:`~homolr.errors.TransportError` naming the peer, the status and the PS's message.
+Every call carries a deadline. ``UNAVAILABLE`` (PS down or restarting, network cut),
+``DEADLINE_EXCEEDED`` (PS frozen or slow, packet loss) and ``RESOURCE_EXHAUSTED`` (a call of ours
+still in flight at the PS) are retried with exponential backoff and jitter until the retry budget is
+spent; the budget counts the time since the last call that got an answer, so a long run survives
+any number of short outages. Each wait is logged (``PS at host:port not answering
+(DEADLINE_EXCEEDED); retrying in 1.6 s, 12 s of 120 s used``). A TLS handshake failure is not
+retried (retrying cannot fix a certificate). Every other status becomes the domain error that the
+worker acts on (see :data:`STATUS_ERRORS` and docs/protocol.md, "Status codes").
 """
 
 from __future__ import annotations
@@ -16,14 +20,45 @@ from typing import TypeVar
 
 import grpc
 
-from homolr.errors import RoundError, TransportError
+from homolr.errors import (
+    HomolrError,
+    PolicyError,
+    PreconditionError,
+    ProtocolError,
+    RoundError,
+    TransportError,
+)
 from homolr.protocol import serde
-from homolr.protocol.messages import PENDING_REASON, GlobalModel, JoinRequest, ServerInfo, Update
+from homolr.protocol.messages import GlobalModel, JoinRequest, ServerInfo, Update
 from homolr.protocol.service import make_stub, pb
 
 T = TypeVar("T")
 
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: Largest message a worker sends or accepts (a 4096-ciphertext data message at 4096 bits + room).
+MAX_MESSAGE_BYTES = 5 * 1024 * 1024
+#: Deadline of the short calls (GetServerInfo, Join).
+CALL_TIMEOUT_S = 10.0
+#: The PS answers a long poll within 10 s; the call's deadline leaves room for the transfer.
+POLL_S = 10.0
+POLL_MARGIN_S = 20.0
+#: An upload's deadline: 30 s plus its size at 256 KiB/s (the PS's own limit, see ServerLimits).
+UPLOAD_BASE_S = 30.0
+UPLOAD_BYTES_PER_S = 256 * 1024
+RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+#: Statuses that carry a verdict of the PS, and the error the worker raises for each.
+STATUS_ERRORS: dict[grpc.StatusCode, type[HomolrError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: ProtocolError,
+    grpc.StatusCode.PERMISSION_DENIED: PolicyError,
+    grpc.StatusCode.UNAUTHENTICATED: PolicyError,
+    grpc.StatusCode.FAILED_PRECONDITION: PreconditionError,
+    grpc.StatusCode.ABORTED: RoundError,
+}
 _TLS_HINTS = ("ssl", "handshake", "certificate", "tls")
 
 
@@ -31,15 +66,25 @@ def channel_options(target_name_override: str | None = None) -> list[tuple[str, 
     options: list[tuple[str, int | str]] = [
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        # Keepalive pings only while a call is active, and never more often than the PS allows.
         ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 0),
+        # Reconnect quickly after a cut: the default backoff grows to 120 s.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 5_000),
     ]
     if target_name_override:
         options.append(("grpc.ssl_target_name_override", target_name_override))
     return options
 
 
+def upload_timeout_s(payload_bytes: int) -> float:
+    return UPLOAD_BASE_S + payload_bytes / UPLOAD_BYTES_PER_S
+
+
 class Connection:
-    """A worker's connection to the PS."""
+    """A worker's connection to the PS (see the module docstring)."""
 
     def __init__(
         self,
@@ -47,9 +92,10 @@ class Connection:
         *,
         credentials: grpc.ChannelCredentials | None = None,
         target_name_override: str | None = None,
-        rpc_timeout_s: float = 30.0,
-        retry_budget_s: float = 60.0,
+        retry_budget_s: float = 120.0,
+        log: Callable[[str], None] = lambda text: None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
         options = channel_options(target_name_override)
@@ -58,9 +104,11 @@ class Connection:
         else:
             self._channel = grpc.secure_channel(target, credentials, options=options)
         self._stub = make_stub(self._channel)
-        self._rpc_timeout_s = rpc_timeout_s
         self._retry_budget_s = retry_budget_s
+        self._log = log
         self._sleep = sleep
+        self._clock = clock
+        self._last_answer = clock()
 
     def __enter__(self) -> Connection:
         return self
@@ -74,61 +122,91 @@ class Connection:
     def server_info(self) -> ServerInfo:
         msg = self._call(
             "GetServerInfo",
-            lambda: self._stub.GetServerInfo(pb.ServerInfoRequest(), timeout=self._rpc_timeout_s),
+            lambda: self._stub.GetServerInfo(pb.ServerInfoRequest(), timeout=CALL_TIMEOUT_S),
         )
         return serde.server_info_from_proto(msg)
 
     def join(self, request: JoinRequest) -> int:
         msg = self._call(
             "Join",
-            lambda: self._stub.Join(
-                serde.join_request_to_proto(request), timeout=self._rpc_timeout_s
-            ),
+            lambda: self._stub.Join(serde.join_request_to_proto(request), timeout=CALL_TIMEOUT_S),
         )
         return int(msg.round)
 
-    def model(self, worker_id: str, run_id: str, round: int, poll_s: float) -> GlobalModel | None:
-        """Long-poll the model of round >= ``round``; None when the PS had none ready in ``poll_s``."""
-        request = pb.ModelRequest(worker_id=worker_id, run_id=run_id, round=round)
-        model = self._call(
+    def model(
+        self,
+        worker_id: str,
+        run_id: str,
+        round_: int,
+        *,
+        have_scaler: bool,
+        max_payload_bytes: int,
+    ) -> GlobalModel:
+        """Long-poll the model of round >= ``round_`` (the answer may be ``header.pending``).
+
+        A payload announced above ``max_payload_bytes`` (the plan's model size) is refused before
+        any of it is read.
+        """
+        request = pb.ModelRequest(
+            worker_id=worker_id, run_id=run_id, round=round_, have_scaler=have_scaler
+        )
+        return self._call(
             "GetModel",
             lambda: serde.model_from_chunks(
-                self._stub.GetModel(request, timeout=poll_s + self._rpc_timeout_s)
+                self._stub.GetModel(request, timeout=POLL_S + POLL_MARGIN_S), max_payload_bytes
             ),
         )
-        if not model.header.finished and model.header.reason == PENDING_REASON:
-            return None
-        return model
 
-    def submit(self, update: Update) -> int:
+    def submit(self, update: Update, chunk_bytes: int) -> int:
+        """Send one update (retried byte for byte on a transient failure); return how many
+        complete updates the PS holds for the round."""
+        timeout = upload_timeout_s(len(update.payload))
         msg = self._call(
             "SubmitUpdate",
             lambda: self._stub.SubmitUpdate(
-                serde.update_to_chunks(update), timeout=self._rpc_timeout_s
+                serde.update_to_chunks(update, chunk_bytes), timeout=timeout
             ),
         )
         return int(msg.received)
 
     def _call(self, name: str, call: Callable[[], T]) -> T:
-        give_up = time.monotonic() + self._retry_budget_s
-        for delay in backoff_delays():
+        delays = backoff_delays()
+        while True:
             try:
-                return call()
+                result = call()
             except grpc.RpcError as exc:
                 code, details = _status(exc)
-                if code == grpc.StatusCode.FAILED_PRECONDITION:
-                    raise RoundError(details) from None
-                if _is_tls_failure(details):
+                self._raise_unless_retryable(name, code, details)
+                delay = next(delays)
+                used = self._clock() - self._last_answer
+                if used + delay > self._retry_budget_s:
                     raise TransportError(
-                        f"TLS handshake with the PS at {self.target} failed ({details}); "
-                        "not retrying: check the certificates"
+                        f"{name} to the PS at {self.target} failed: {code.name}: {details}; "
+                        f"gave up after {used:.0f} s without an answer (retry budget "
+                        f"{self._retry_budget_s:g} s)"
                     ) from None
-                if code not in (grpc.StatusCode.UNAVAILABLE,) or time.monotonic() + delay > give_up:
-                    raise TransportError(
-                        f"{name} to the PS at {self.target} failed: {code.name}: {details}"
-                    ) from None
+                self._log(
+                    f"PS at {self.target} not answering ({code.name}); retrying in {delay:.1f} s, "
+                    f"{used:.0f} s of {self._retry_budget_s:g} s used"
+                )
                 self._sleep(delay)
-        raise AssertionError("unreachable: backoff_delays is infinite")
+                continue
+            self._last_answer = self._clock()
+            return result
+
+    def _raise_unless_retryable(self, name: str, code: grpc.StatusCode, details: str) -> None:
+        if code == grpc.StatusCode.UNAVAILABLE and _is_tls_failure(details):
+            raise TransportError(
+                f"TLS handshake with the PS at {self.target} failed ({details}); not retrying: "
+                "check the certificates (is this member's certificate in the PS's federation "
+                "file?)"
+            )
+        if code in RETRYABLE:
+            return
+        error = STATUS_ERRORS.get(code)
+        if error is not None:
+            raise error(details)
+        raise TransportError(f"{name} to the PS at {self.target} failed: {code.name}: {details}")
 
 
 def backoff_delays(
@@ -155,4 +233,14 @@ def _is_tls_failure(details: str) -> bool:
     return any(hint in lowered for hint in _TLS_HINTS)
 
 
-__all__ = ["MAX_MESSAGE_BYTES", "Connection", "backoff_delays", "channel_options"]
+__all__ = [
+    "CALL_TIMEOUT_S",
+    "MAX_MESSAGE_BYTES",
+    "POLL_S",
+    "RETRYABLE",
+    "STATUS_ERRORS",
+    "Connection",
+    "backoff_delays",
+    "channel_options",
+    "upload_timeout_s",
+]

@@ -1,0 +1,154 @@
+"""A member's memory of what it sent: the defence against a rolled-back or replaying PS.
+
+The PS operator can restore an old sealed checkpoint and restart the enclave, or replay a round
+with different sets of members, to collect several contributions of one member for the same round
+and difference them. The enclave cannot tell (its state is what the host hands it), so the member
+keeps its own record, in a small state file written atomically (write, fsync, rename):
+
+* per (federation hash, Paillier public key): the highest round it submitted to (its mark) and the
+  exact bytes of that upload;
+* it never produces a new contribution for a round at or below its mark;
+* asked again for the round of its mark (a PS resumed while that round was in flight), it sends
+  the byte-identical stored upload and nothing else, so the enclave learns nothing new;
+* asked for a round below its mark, it stops with :class:`~homolr.errors.RollbackError`.
+
+A PS that starts over with a fresh key is a new run: the sums it can decrypt are the same
+functions of the same data and plan, so it learns nothing that the first run did not release.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from homolr.errors import DataError, RollbackError
+from homolr.protocol.messages import Update, UpdateHeader
+
+FORMAT = "homolr-member-state"
+VERSION = 1
+
+
+class ReplayGuard:
+    """The member's high-water mark for one (federation, key) and its last upload."""
+
+    def __init__(self, directory: Path, member: str, federation_hash: bytes, key_id: str) -> None:
+        self.directory = Path(directory)
+        self.member = member
+        self.path = self.directory / f"member-{member}.state.json"
+        self._run_key = f"{federation_hash.hex() or 'open'}:{key_id}"
+        self._document = self._load()
+
+    @property
+    def mark(self) -> int:
+        """The highest round submitted under this federation and key (-1: none)."""
+        entry = self._document["runs"].get(self._run_key)
+        return -1 if entry is None else int(entry["round"])
+
+    def before_round(self, round_: int) -> Update | None:
+        """What to do when the PS asks for ``round_``.
+
+        Returns None when a fresh contribution may be made, or the stored upload to send again.
+
+        Raises
+        ------
+        RollbackError
+            ``round_`` is below the mark, or equals it without a stored upload.
+        """
+        mark = self.mark
+        if round_ > mark:
+            return None
+        if round_ == mark:
+            stored = self._stored()
+            if stored is not None:
+                return stored
+        raise RollbackError(
+            f"the PS asks member '{self.member}' for round {round_}, but this member already "
+            f"submitted round {mark} under this federation and key: the PS was rolled back or is "
+            "replaying rounds. Nothing new was sent. (State file: "
+            f"{self.path})"
+        )
+
+    def record(self, update: Update) -> None:
+        """Store ``update`` as the new mark, durably, before it is sent."""
+        round_ = update.header.round
+        if round_ <= self.mark:
+            raise RollbackError(
+                f"member '{self.member}' refuses a second contribution for round {round_}"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"member-{self.member}.{hashlib.sha256(self._run_key.encode()).hexdigest()[:16]}.bin"
+        _write_atomically(self.directory / name, update.payload)
+        entry = {
+            "round": round_,
+            "header": asdict(update.header),
+            "payload_file": name,
+            "payload_sha256": hashlib.sha256(update.payload).hexdigest(),
+        }
+        document = {**self._document, "runs": {**self._document["runs"], self._run_key: entry}}
+        _write_atomically(self.path, json.dumps(document, sort_keys=True, indent=1).encode())
+        self._document = document
+
+    def _stored(self) -> Update | None:
+        entry = self._document["runs"].get(self._run_key)
+        if entry is None:
+            return None
+        try:
+            payload = (self.directory / entry["payload_file"]).read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(payload).hexdigest() != entry["payload_sha256"]:
+            return None
+        return Update(UpdateHeader(**entry["header"]), payload)
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {"format": FORMAT, "version": VERSION, "member": self.member, "runs": {}}
+        except OSError as exc:
+            raise DataError(f"{self.path}: cannot read the member state: {exc}") from None
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{self.path}, line {exc.lineno}: the member state is not valid JSON ({exc.msg}); "
+                "it protects this member against replayed rounds, so it is not ignored"
+            ) from None
+        if (
+            not isinstance(document, dict)
+            or document.get("format") != FORMAT
+            or document.get("version") != VERSION
+            or not isinstance(document.get("runs"), dict)
+        ):
+            raise DataError(f"{self.path}: not a {FORMAT} v{VERSION} file")
+        return document
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    with contextlib.suppress(OSError):
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+__all__ = ["ReplayGuard"]
