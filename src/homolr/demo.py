@@ -30,8 +30,9 @@ def _homolr(*args: str) -> list[str]:
     return [sys.executable, "-m", "homolr", *args]
 
 
-def write_split(data_dir: Path) -> tuple[Path, Path, Path]:
-    guest, host, test = demo_split(seed=0)
+def write_split(data_dir: Path, *, raw: bool = False) -> tuple[Path, Path, Path]:
+    """The demo's guest / host / test files (standardised features, or raw ones)."""
+    guest, host, test = demo_split(seed=0, scaler_fit="none" if raw else "train")
     data_dir.mkdir(parents=True, exist_ok=True)
     paths = (data_dir / "guest.csv", data_dir / "host.csv", data_dir / "test.csv")
     for dataset, path in zip((guest, host, test), paths, strict=True):
@@ -61,11 +62,16 @@ def _sklearn_baseline(train: list[Dataset], test: Dataset) -> float:
 
 
 def run_demo(
-    out: Path, *, mode: str = "encrypted", iters: int | None = None, key_bits: int = 2048
+    out: Path,
+    *,
+    mode: str = "encrypted",
+    iters: int | None = None,
+    key_bits: int = 2048,
+    raw: bool = False,
 ) -> int:
     console = Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)
-    guest_path, host_path, test_path = write_split(out / "data")
+    guest_path, host_path, test_path = write_split(out / "data", raw=raw)
     port_file = out / "ps.port"
     port_file.unlink(missing_ok=True)
     (out / "metrics.jsonl").unlink(missing_ok=True)
@@ -85,8 +91,11 @@ def run_demo(
         str(key_bits),
         "--out",
         str(out),
+        "--overwrite",
         *DEV_FLAGS,
     ]
+    if raw:
+        ps_args.append("--standardize")
     if iters is not None:
         ps_args += ["--iters", str(iters)]
     console.rule(
@@ -130,6 +139,8 @@ def _start_worker(name: str, path: Path, port: int, out: Path) -> tuple[str, sub
             name,
             "--server",
             f"127.0.0.1:{port}",
+            "--state-dir",
+            str(out / "state"),
             *DEV_FLAGS,
         ),
         stdout=log,
