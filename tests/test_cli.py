@@ -19,8 +19,31 @@ def csv_file(tmp_path: Path) -> Path:
     return path
 
 
-def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    assert main(argv) == 1
+@pytest.fixture(scope="module")
+def identities(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from homolr.enclave.identity import generate_member_identity, write_member_identity
+
+    directory = tmp_path_factory.mktemp("identities")
+    for member in ("guest", "host"):
+        write_member_identity(generate_member_identity(member), directory, member)
+    return directory
+
+
+@pytest.fixture
+def federation_file(tmp_path: Path, identities: Path) -> Path:
+    from homolr.federation import render_template, spki_fingerprint
+
+    members = []
+    for member in ("guest", "host"):
+        pem = (identities / f"member-{member}.pem").read_text()
+        members.append((member, spki_fingerprint(pem), pem))
+    path = tmp_path / "federation.toml"
+    path.write_text(render_template("test-fed", members, features=("x0", "x1")))
+    return path
+
+
+def _error(capsys: pytest.CaptureFixture[str], argv: list[str], code: int = 3) -> str:
+    assert main(argv) == code
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return err
@@ -47,27 +70,42 @@ def test_attestation_without_tls_is_refused(
     assert "--attestation simulated binds" in err
 
 
-def test_tls_needs_a_client_ca_and_an_allow_list(
+def test_tls_and_attestation_need_a_federation_file(
     capsys: pytest.CaptureFixture[str], csv_file: Path
 ) -> None:
     err = _error(capsys, ["ps", "--validate-set", str(csv_file), "--attestation", "none"])
-    assert "--client-ca" in err and "--allow-workers" in err
+    assert "--federation is required" in err
+    err = _error(capsys, ["worker", "--train-set", str(csv_file), "--id", "a"])
+    assert "--federation is required" in err
 
 
 def test_worker_tls_needs_its_certificate(
-    capsys: pytest.CaptureFixture[str], csv_file: Path
+    capsys: pytest.CaptureFixture[str], csv_file: Path, federation_file: Path
 ) -> None:
     err = _error(
-        capsys, ["worker", "--train-set", str(csv_file), "--id", "a", "--attestation", "none"]
+        capsys,
+        [
+            "worker",
+            "--train-set",
+            str(csv_file),
+            "--id",
+            "guest",
+            "--attestation",
+            "none",
+            "--federation",
+            str(federation_file),
+        ],
     )
     assert "--cert and --key" in err
 
 
 def test_worker_attestation_needs_a_readable_identity_and_a_policy(
-    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path, federation_file: Path
 ) -> None:
+    fed = ["--federation", str(federation_file)]
     err = _error(
-        capsys, ["worker", "--train-set", str(csv_file), "--id", "a", "--cert", "c", "--key", "k"]
+        capsys,
+        ["worker", "--train-set", str(csv_file), "--id", "a", "--cert", "c", "--key", "k", *fed],
     )
     assert "cannot read --cert" in err
     (tmp_path / "c").write_text("x")
@@ -82,9 +120,73 @@ def test_worker_attestation_needs_a_readable_identity_and_a_policy(
         str(tmp_path / "c"),
         "--key",
         str(tmp_path / "k"),
+        *fed,
     ]
     assert "give --mrenclave, or --mrsigner" in _error(capsys, base)
     assert "expected 32 bytes" in _error(capsys, [*base, "--mrenclave", "00"])
+
+
+def test_a_worker_not_in_the_federation_is_refused_before_connecting(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, federation_file: Path, identities: Path
+) -> None:
+    err = _error(
+        capsys,
+        [
+            "worker",
+            "--train-set",
+            str(csv_file),
+            "--id",
+            "mallory",
+            "--federation",
+            str(federation_file),
+            "--cert",
+            str(identities / "member-guest.pem"),
+            "--key",
+            str(identities / "member-guest.key"),
+            "--attestation",
+            "none",
+        ],
+    )
+    assert "'mallory' is not a member of federation 'test-fed'" in err
+    err = _error(
+        capsys,
+        [
+            "worker",
+            "--train-set",
+            str(csv_file),
+            "--id",
+            "host",
+            "--federation",
+            str(federation_file),
+            "--cert",
+            str(identities / "member-guest.pem"),
+            "--key",
+            str(identities / "member-guest.key"),
+            "--attestation",
+            "none",
+        ],
+    )
+    assert "but federation 'test-fed' lists" in err
+
+
+def test_plan_flags_cannot_override_the_federation_in_production(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, federation_file: Path
+) -> None:
+    err = _error(
+        capsys,
+        [
+            "ps",
+            "--validate-set",
+            str(csv_file),
+            "--federation",
+            str(federation_file),
+            "--iters",
+            "3",
+            "--attestation",
+            "simulated",
+        ],
+    )
+    assert "--iterations: with a federation file the PS takes its whole plan from the file" in err
 
 
 def test_resume_needs_a_sealed_dir(capsys: pytest.CaptureFixture[str], csv_file: Path) -> None:
@@ -102,23 +204,42 @@ def test_small_keys_are_not_a_choice(capsys: pytest.CaptureFixture[str], csv_fil
     assert "invalid choice: 1024" in capsys.readouterr().err
 
 
-def test_certs_writes_a_ca_and_one_identity_per_worker(
+def test_keygen_writes_a_private_key_and_a_members_block(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["certs", "--out", str(tmp_path / "pki"), "--workers", "guest,host"]) == 0
-    names = sorted(p.name for p in (tmp_path / "pki").iterdir())
-    assert names == [
-        "ca.key",
-        "ca.pem",
-        "worker-guest.key",
-        "worker-guest.pem",
-        "worker-host.key",
-        "worker-host.pem",
-    ]
-    assert (tmp_path / "pki" / "worker-guest.key").stat().st_mode & 0o077 == 0
-    assert "--cert" in capsys.readouterr().out
-    err = _error(capsys, ["certs", "--out", str(tmp_path / "pki"), "--workers", "guest"])
-    assert "exists" in err or "overwrite" in err
+    assert main(["keygen", "--id", "guest", "--out", str(tmp_path / "id")]) == 0
+    names = sorted(p.name for p in (tmp_path / "id").iterdir())
+    assert names == ["member-guest.key", "member-guest.pem"]
+    assert (tmp_path / "id" / "member-guest.key").stat().st_mode & 0o077 == 0
+    out = capsys.readouterr().out
+    assert "[[members]]" in out and 'id = "guest"' in out and "fingerprint: sha256:" in out
+    err = _error(capsys, ["keygen", "--id", "guest", "--out", str(tmp_path / "id")])
+    assert "member-guest.key" in err
+
+
+def test_init_writes_a_federation_file_that_loads(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, identities: Path
+) -> None:
+    from homolr.federation import load_federation
+
+    out = tmp_path / "federation.toml"
+    members = [str(identities / f"member-{m}.pem") for m in ("guest", "host")]
+    argv = ["init", "--out", str(out), "--name", "cancer", "--member", members[0]]
+    assert main([*argv, "--member", members[1]]) == 0
+    federation = load_federation(out)
+    assert federation.name == "cancer" and federation.member_ids == ("guest", "host")
+    assert "exists" in _error(capsys, argv)
+
+
+def test_version_and_exit_statuses_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("homolr ")
+    with pytest.raises(SystemExit):
+        main(["ps", "--help"])
+    text = capsys.readouterr().out
+    assert "4 join timeout" in text and "143 sigterm" in text
+    assert "(default: 50051)" in text and "(default: 127.0.0.1)" in text
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from homolr.crypto import generate_keypair
 from homolr.enclave import SealedStore, generate_server_identity
 from homolr.errors import ConfigError, DataError
-from homolr.protocol.messages import TrainingPlan
+from homolr.protocol.messages import Scaler, TrainingPlan
 from homolr.server.checkpoint import (
     Checkpoint,
     check_same_plan,
@@ -27,7 +27,16 @@ def checkpoint() -> Checkpoint:
     plan = TrainingPlan(n_features=3, feature_names=("a", "b", "c")).validate()
     weights = np.array([0.1, -2.5e-7, 3.0, 1 / 3])
     return Checkpoint(
-        sk, "run1", plan, 7, weights, {"guest": 227, "host": 228}, generate_server_identity()
+        private_key=sk,
+        run_id="run1",
+        plan=plan,
+        next_round=8,
+        step=7,
+        weights=weights,
+        workers={"guest": 227, "host": 228},
+        tls_identity=generate_server_identity(),
+        scaler=Scaler((1.0, 2.0, 3.5), (0.5, 1.0, 1 / 3)),
+        federation_hash=bytes(range(32)),
     )
 
 
@@ -42,13 +51,15 @@ def test_round_trip_is_exact(tmp_path: Path, checkpoint: Checkpoint) -> None:
         and got.private_key.public_key == checkpoint.private_key.public_key
     )
     assert got.weights.tobytes() == checkpoint.weights.tobytes()  # bit for bit: resume is exact
-    assert (got.run_id, got.plan, got.next_round, got.workers) == (
+    assert (got.run_id, got.plan, got.next_round, got.step, got.workers) == (
         "run1",
         checkpoint.plan,
+        8,
         7,
         checkpoint.workers,
     )
     assert got.tls_identity == checkpoint.tls_identity
+    assert got.scaler == checkpoint.scaler and got.federation_hash == bytes(range(32))
 
 
 @pytest.mark.parametrize(
@@ -60,6 +71,10 @@ def test_round_trip_is_exact(tmp_path: Path, checkpoint: Checkpoint) -> None:
         ("plan", {"mode": "nope"}, "'plan'"),
         ("tls_identity", {"private_key_pem": 1}, "'tls_identity'"),
         ("format", "other", "not a homolr-ps-checkpoint"),
+        ("version", 1, "not a homolr-ps-checkpoint v2"),
+        ("federation_hash", "zz", "'federation_hash' is not hex"),
+        ("scaler", {"mean": [1.0], "scale": [float("nan")]}, "'scaler'"),
+        ("step", None, "'step'"),
     ],
 )
 def test_damaged_documents_are_refused_naming_the_field(

@@ -1,20 +1,24 @@
-"""The training loop without a network: worker threads talk to the coordinator directly."""
+"""The training loop without a network: member coroutines act on the run state directly."""
 
 from __future__ import annotations
 
+import asyncio
 import io
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from homolr.crypto import PackedVector, generate_keypair
-from homolr.enclave.keyholder import KeyHolder
-from homolr.learning import Dataset, format_eval_line, replay_reference
-from homolr.protocol.messages import TrainingPlan
+from homolr.crypto import generate_keypair
+from homolr.enclave.keyholder import KeyHolder, ParticipationRule
+from homolr.errors import RunPausedError, TrainingFailedError
+from homolr.learning import Dataset, add_bias, format_eval_line, replay_reference, train_taylor
+from homolr.protocol.messages import GlobalModel, TrainingPlan
+from homolr.server.clock import AwakeClock
 from homolr.server.reporting import Reporter
-from homolr.server.rounds import RoundCoordinator
-from homolr.server.training import Trainer, TrainingOutcome, WireCounter
+from homolr.server.state import OpenMembership, RunState
+from homolr.server.training import Trainer, TrainingOutcome, Validation, WireCounter
 from homolr.worker.local import make_local_step
 
 KEYS = generate_keypair(1024, insecure_small_key=True)
@@ -27,23 +31,55 @@ def _data(seed: int, rows: int) -> Dataset:
     return Dataset(X, y, None, ("a", "b", "c"), f"synthetic-{seed}")
 
 
-def _worker(
-    coordinator: RoundCoordinator[PackedVector],
+def _plan(**fields: object) -> TrainingPlan:
+    base = {"n_features": 3, "key_bits": 1024, "first_round_timeout_s": 30.0}
+    return TrainingPlan(**{**base, **fields}).validate()  # type: ignore[arg-type]
+
+
+async def _next_model(state: RunState, member: str, wanted: int) -> GlobalModel:
+    while True:
+        model = state.model_for(member, wanted, have_scaler=True)
+        if model is not None:
+            return model
+        await state.changed.wait(1.0)
+
+
+async def _member(
+    state: RunState,
     plan: TrainingPlan,
     data: Dataset,
-    wid: str,
+    member: str,
+    *,
     stop_after: int | None = None,
+    corrupt_round: int | None = None,
+    corrupt_from: int | None = None,
 ) -> None:
-    step = make_local_step(data, plan, KEYS[0], wid)
-    coordinator.join(wid, data.n_features, data.n_samples)
-    next_round = 0
+    """What the servicer does for one member: fetch, compute, fold every chunk, mark submitted."""
+    step = make_local_step(data, plan, KEYS[0], member)
+    state.join(member, data.n_features, data.n_samples)
+    wanted = 0
     while True:
-        model = coordinator.wait_model(wid, next_round, timeout=30)
-        assert model is not None
-        if model.header.finished or (stop_after is not None and model.header.round >= stop_after):
+        model = await _next_model(state, member, wanted)
+        if model.header.finished:
             return
-        coordinator.submit(wid, model.header.round, step.update(model))
-        next_round = model.header.round + 1
+        if stop_after is not None and model.header.round >= stop_after:
+            return
+        state.mark_fetched(member, model.header.round)
+        payload = step.update(model).to_bytes()
+        corrupt = model.header.round == corrupt_round or (
+            corrupt_from is not None and model.header.round >= corrupt_from
+        )
+        if corrupt:  # a member sending an out-of-range sum
+            wide = KEYS[0].raw_encrypt(1 << (KEYS[0].n_bits - 2))  # beyond the packed slots
+            payload = int(wide).to_bytes(len(payload), "big")
+        round_sum = state.round_sum
+        assert round_sum is not None
+        width = KEYS[0].ciphertext_bytes * plan.chunk_ciphertexts
+        for chunk in range(round_sum.layout.n_chunks):
+            round_sum.fold(member, chunk, payload[chunk * width : (chunk + 1) * width])
+        state.submitted.add(member)
+        state.changed.notify()
+        wanted = model.header.round + 1
 
 
 def _run(
@@ -51,42 +87,56 @@ def _run(
     datasets: list[Dataset],
     validation: Dataset,
     tmp_path: Path,
-    stop_after: dict[int, int] | None = None,
+    **member_options: dict[int, int],
 ) -> tuple[str, TrainingOutcome]:
-    coordinator: RoundCoordinator[PackedVector] = RoundCoordinator(
-        n_features=plan.n_features, expected_workers=plan.expected_workers
-    )
     out = io.StringIO()
-    reporter = Reporter(plan.iterations, tmp_path, stdout=out)
-    trainer = Trainer(
-        plan,
-        KeyHolder(KEYS[1], min_workers=plan.min_workers),
-        validation,
-        coordinator,
-        reporter,
-        stop=threading.Event(),
-        wire=WireCounter(),
-        join_timeout_s=10,
-    )
-    threads = [
-        threading.Thread(
-            target=_worker, args=(coordinator, plan, d, f"w{i}", (stop_after or {}).get(i))
-        )
-        for i, d in enumerate(datasets)
-    ]
-    for t in threads:
-        t.start()
-    outcome = trainer.run()
-    reporter.close()
-    for t in threads:
-        t.join(30)
+
+    async def main() -> TrainingOutcome:
+        state = RunState(plan, OpenMembership(plan.expected_workers))
+        reporter = Reporter(plan.iterations, tmp_path, stdout=out)
+        clock = AwakeClock()
+        clock.start()
+        rule = ParticipationRule("quorum", None, plan.required_members)
+        with ThreadPoolExecutor(1) as executor:
+            trainer = Trainer(
+                plan,
+                KeyHolder(KEYS[1], rule),
+                Validation(add_bias(validation.X), validation.y),
+                state,
+                reporter,
+                clock=clock,
+                executor=executor,
+                wire=WireCounter(),
+                join_timeout_s=10,
+                run_id="run",
+            )
+            members = [
+                asyncio.create_task(
+                    _member(
+                        state,
+                        plan,
+                        d,
+                        f"w{i}",
+                        **{k: v[i] for k, v in member_options.items() if i in v},
+                    )
+                )
+                for i, d in enumerate(datasets)
+            ]
+            try:
+                return await trainer.run()
+            finally:
+                reporter.close()
+                for task in members:
+                    task.cancel()
+                await clock.stop()
+
+    outcome = asyncio.run(main())
     return out.getvalue(), outcome
 
 
 def test_encrypted_rounds_reproduce_the_plaintext_replay(tmp_path: Path) -> None:
     a, b, val = _data(1, 40), _data(2, 50), _data(3, 30)
-    plan = TrainingPlan(
-        n_features=3,
+    plan = _plan(
         iterations=12,
         learning_rate=0.15,
         schedule="invsqrt",
@@ -94,40 +144,77 @@ def test_encrypted_rounds_reproduce_the_plaintext_replay(tmp_path: Path) -> None
         init_weight=1.0,
         eval_every=3,
         weighting="equal",
-    ).validate()
+    )
     printed, outcome = _run(plan, [a, b], val, tmp_path)
     replay = replay_reference([a, b], val, iters=12, eval_every=1)
     expected = [format_eval_line(i, m) for i, m in replay if i % 3 == 0 or i == 11]
     assert printed.splitlines() == expected
-    assert outcome.rounds == 12
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == len(expected)
+    assert outcome.steps == 12 and outcome.outcome == "completed"
+    metrics = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(metrics) == len(expected) and all('"run_id": "run"' in line for line in metrics)
+
+
+def test_sample_weight_shares_give_the_weighted_average(tmp_path: Path) -> None:
+    a, b, val = _data(1, 20), _data(2, 60), _data(3, 30)
+    plan = _plan(iterations=6, learning_rate=0.15, init_weight=1.0, weighting="samples")
+    _, outcome = _run(plan, [a, b], val, tmp_path)
+    kwargs = {"iters": 6, "lr0": 0.15, "schedule": "invsqrt", "alpha": 0.01, "init_weight": 1.0}
+    weighted = train_taylor([a, b], weighting="samples", **kwargs)  # type: ignore[arg-type]
+    equal = train_taylor([a, b], weighting="equal", **kwargs)  # type: ignore[arg-type]
+    np.testing.assert_allclose(outcome.weights, weighted.w, atol=1e-6)
+    assert np.max(np.abs(weighted.w - equal.w)) > 1e-3  # the shares mattered
 
 
 def test_tolerance_stops_training_when_the_model_settles(tmp_path: Path) -> None:
-    plan = TrainingPlan(
-        n_features=3,
-        iterations=500,
-        learning_rate=0.5,
-        schedule="constant",
-        eval_every=50,
-        tolerance=1e-3,
-    ).validate()
+    plan = _plan(
+        iterations=500, learning_rate=0.5, schedule="constant", eval_every=50, tolerance=1e-3
+    )
     _, outcome = _run(plan, [_data(1, 40), _data(2, 50)], _data(3, 30), tmp_path)
-    assert outcome.rounds < 500 and "converged" in outcome.reason
+    assert outcome.steps < 500 and "converged" in outcome.reason
 
 
-def test_a_round_below_min_workers_ends_training_with_the_last_model(tmp_path: Path) -> None:
-    plan = TrainingPlan(n_features=3, iterations=50, eval_every=1, round_timeout_s=0.5).validate()
-    _, outcome = _run(plan, [_data(1, 40), _data(2, 50)], _data(3, 30), tmp_path, stop_after={1: 4})
-    assert outcome.rounds == 4
-    assert "min_workers is 2" in outcome.reason
-    assert np.all(np.isfinite(outcome.weights))
+def test_a_missing_member_pauses_an_all_run_without_releasing_the_round(tmp_path: Path) -> None:
+    plan = _plan(iterations=50, eval_every=1, round_timeout_s=0.5)
+    with pytest.raises(RunPausedError, match="round 4: no complete update from w1"):
+        _run(plan, [_data(1, 40), _data(2, 50)], _data(3, 30), tmp_path, stop_after={1: 4})
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+def test_quorum_goes_on_without_a_member_that_missed_a_round(tmp_path: Path) -> None:
+    plan = _plan(
+        iterations=8,
+        eval_every=1,
+        round_timeout_s=0.5,
+        expected_workers=3,
+        min_workers=2,
+        participation="quorum",
+    )
+    data = [_data(1, 40), _data(2, 50), _data(4, 45)]
+    _, outcome = _run(plan, data, _data(3, 30), tmp_path, stop_after={2: 3})
+    assert outcome.steps == 8 and outcome.outcome == "completed"
+
+
+def test_an_overflowing_sum_discards_the_round_and_keeps_the_step(tmp_path: Path) -> None:
+    plan = _plan(iterations=5, learning_rate=0.15, init_weight=1.0, eval_every=1)
+    a, b, val = _data(1, 40), _data(2, 50), _data(3, 30)
+    printed, outcome = _run(plan, [a, b], val, tmp_path, corrupt_round={1: 2})
+    replay = replay_reference([a, b], val, iters=5, eval_every=1)
+    # round 2 was discarded; step 2 ran again in round 3: the printed lines are the clean run's
+    assert printed.splitlines() == [format_eval_line(i, m) for i, m in replay]
+    assert outcome.steps == 5
+
+
+def test_repeated_overflow_fails_the_run(tmp_path: Path) -> None:
+    plan = _plan(iterations=5, eval_every=1)
+    a, b, val = _data(1, 40), _data(2, 50), _data(3, 30)
+    with pytest.raises(TrainingFailedError, match="3 consecutive rounds were discarded") as failed:
+        _run(plan, [a, b], val, tmp_path, corrupt_from={1: 1})
+    assert "overflowed in slot" in str(failed.value)
 
 
 def test_aggregate_mode_improves_on_the_initial_model(tmp_path: Path) -> None:
-    plan = TrainingPlan(
+    plan = _plan(
         mode="aggregate",
-        n_features=3,
         iterations=10,
         learning_rate=0.2,
         schedule="constant",
@@ -135,8 +222,7 @@ def test_aggregate_mode_improves_on_the_initial_model(tmp_path: Path) -> None:
         batch_size=8,
         local_epochs=2,
         weighting="samples",
-        value_bits=96,
-    ).validate()
+    )
     printed, outcome = _run(plan, [_data(1, 40), _data(2, 50)], _data(3, 30), tmp_path)
     first, last = printed.splitlines()[0], printed.splitlines()[-1]
     assert float(last.split()[-1]) < float(first.split()[-1])  # loss went down
