@@ -15,62 +15,83 @@ from scipy import stats
 from homolr.errors import ConfigError
 from homolr.privacy import (
     MAX_ABS_STANDARD_SAMPLE,
+    ByteSource,
     add_noise_on_grid,
     deterministic_source,
     gaussian_noise,
+    open_uniforms,
     snap_to_grid,
     standard_normal,
 )
 
 
-def _words_source(words: list[int]) -> object:
-    """A byte source that returns the given 64-bit little-endian words, once."""
-    payload = b"".join(w.to_bytes(8, "little") for w in words)
+def _words_source(*blocks: list[int]) -> ByteSource:
+    """A byte source that returns the given blocks of 64-bit little-endian words, in order."""
+    queue = [b"".join(w.to_bytes(8, "little") for w in block) for block in blocks]
 
     def read(n: int) -> bytes:
-        assert n == len(payload)
-        return payload
+        chunk = queue.pop(0)
+        assert n == len(chunk)
+        return chunk
 
     return read
 
 
-def _reference_box_muller(raw: bytes, count: int) -> list[float]:
-    """Box–Muller in pure Python (math, ints) from the same bytes: an independent reference."""
+def _reference_box_muller(source: ByteSource, count: int) -> list[float]:
+    """Box–Muller in pure Python (ints, math) from the same byte blocks: an independent reference."""
     pairs = -(-count // 2)
-    ks = [int.from_bytes(raw[8 * i : 8 * i + 8], "little") >> 11 for i in range(2 * pairs)]
+
+    def top53(block: bytes) -> list[int]:
+        return [int.from_bytes(block[8 * i : 8 * i + 8], "little") >> 11 for i in range(pairs)]
+
+    binades, significands, angles = (top53(source(8 * pairs)) for _ in range(3))
     cos_part, sin_part = [], []
-    for i in range(pairs):
-        u1 = (ks[i] + 1) / 2**53
-        u2 = ks[pairs + i] / 2**53
+    for t, m, k in zip(binades, significands, angles, strict=True):
+        assert t > 0  # (probability 1 - 2**-53 each; the fixed seeds below never hit 0)
+        u1 = math.ldexp(1 + (m >> 1) / 2**52, -(53 - t.bit_length() + 1))
         r = math.sqrt(-2 * math.log(u1))
-        cos_part.append(r * math.cos(2 * math.pi * u2))
-        sin_part.append(r * math.sin(2 * math.pi * u2))
+        cos_part.append(r * math.cos(2 * math.pi * k / 2**53))
+        sin_part.append(r * math.sin(2 * math.pi * k / 2**53))
     return (cos_part + sin_part)[:count]
 
 
 def test_known_words_give_known_samples() -> None:
-    half = (1 << 52) - 1  # top 53 bits give k = 2**52 - 1, so u1 = 2**52 / 2**53 = 1/2
-    quarter = 1 << 62  # k = 2**51, u2 = 1/4: angle pi / 2
-    z = standard_normal(2, source=_words_source([half << 11, quarter]))  # type: ignore[arg-type]
+    # binade word with its top bit set: u1 in [1/2, 1); significand 0: u1 = 1/2;
+    # angle word 2**62: u2 = 1/4, angle pi / 2.
+    z = standard_normal(2, source=_words_source([1 << 63], [0], [1 << 62]))
     r = math.sqrt(2 * math.log(2))
     assert z[0] == pytest.approx(0.0, abs=1e-15)  # r cos(pi/2)
     assert z[1] == pytest.approx(r, rel=1e-15)  # r sin(pi/2)
 
 
-def test_extreme_words_stay_finite_and_bounded() -> None:
-    # k1 = 0 is the smallest radius uniform 2**-53 (never log(0)); k1 = 2**53 - 1 gives u1 = 1.
-    z = standard_normal(4, source=_words_source([0, 2**64 - 1, 0, 0]))  # type: ignore[arg-type]
-    assert np.all(np.isfinite(z))
-    assert z[0] == pytest.approx(MAX_ABS_STANDARD_SAMPLE, rel=1e-15)
-    assert z[1] == 0.0  # radius sqrt(-2 ln 1) = 0
-    assert math.isclose(MAX_ABS_STANDARD_SAMPLE, 8.5717, abs_tol=1e-4)
+def test_small_uniforms_keep_full_precision_and_the_tail_is_not_cut() -> None:
+    # 53 zero bits, then a word with 6 more leading zeros: u1 in [2**-60, 2**-59), far below
+    # the 2**-53 floor of a k * 2**-53 uniform, so |z| goes past sqrt(106 ln 2) ~ 8.57.
+    z = standard_normal(2, source=_words_source([0], [1 << 57], [0], [0]))
+    assert z[0] == pytest.approx(math.sqrt(2 * 60 * math.log(2)), rel=1e-15)
+    assert z[0] > 8.6
+    u = open_uniforms(
+        4, source=_words_source([1 << 63, 1 << 62, 1 << 11, 1 << 40], [2**64 - 1] * 4)
+    )
+    assert np.all(u < 2.0 ** np.array([0, -1, -52, -23]))
+    assert np.all(u >= 2.0 ** np.array([-1, -2, -53, -24]))
+    assert u[0] == 1 - 2.0**-53  # the largest double below 1 is reachable, 1 is not
+    assert math.isclose(MAX_ABS_STANDARD_SAMPLE, 38.586, abs_tol=1e-3)
+
+
+def test_open_uniforms_are_uniform_down_to_small_scales() -> None:
+    u = open_uniforms(400_000, source=deterministic_source(b"uniform"))
+    assert np.all((u > 0) & (u < 1))
+    assert stats.kstest(u, "uniform").pvalue > 0.01
+    for k in (1, 4, 8, 12):  # binade frequencies: P(u < 2**-k) = 2**-k
+        assert np.mean(u < 2.0**-k) == pytest.approx(2.0**-k, rel=6 * 2 ** (k / 2) / 632)
 
 
 @pytest.mark.parametrize("count", [1, 2, 7, 1000])
 def test_matches_the_pure_python_reference_on_fixed_bytes(count: int) -> None:
-    raw = deterministic_source(b"reference")(16 * -(-count // 2))
     z = standard_normal(count, source=deterministic_source(b"reference"))
-    np.testing.assert_allclose(z, _reference_box_muller(raw, count), rtol=1e-13, atol=1e-13)
+    expected = _reference_box_muller(deterministic_source(b"reference"), count)
+    np.testing.assert_allclose(z, expected, rtol=1e-13, atol=1e-13)
 
 
 def test_deterministic_source_reproduces_exactly() -> None:
@@ -124,7 +145,7 @@ def test_never_uses_numpy_or_python_generators(monkeypatch: pytest.MonkeyPatch) 
 
     x = gaussian_noise(1001, 1.0, source=counting_urandom)
     assert x.shape == (1001,)
-    assert calls == [16 * 501]  # all of the randomness came from the injected source
+    assert calls == [8 * 501] * 3  # all of the randomness came from the injected source
     assert gaussian_noise(10, 1.0).shape == (10,)  # the default (os.urandom) path too
 
 

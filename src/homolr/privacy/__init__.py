@@ -37,6 +37,7 @@ from homolr.privacy.noise import (
     add_noise_on_grid,
     deterministic_source,
     gaussian_noise,
+    open_uniforms,
     snap_to_grid,
     standard_normal,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "fixed_point_error",
     "gaussian_noise",
     "member_sum_sensitivity",
+    "open_uniforms",
     "project",
     "record_sensitivity",
     "record_sum_sensitivity",

@@ -8,10 +8,16 @@ Source
     injected (tests, simulations: :func:`deterministic_source`).
 
 Transformation
-    Box–Muller on 53-bit uniforms: from two 64-bit words keep the top 53 bits, ``k1, k2``;
-    ``u1 = (k1 + 1) 2**-53`` in ``(0, 1]`` and ``u2 = k2 2**-53`` in ``[0, 1)``, both exact
-    float64 values; ``r = sqrt(-2 ln u1)``; the pair ``(r cos 2 pi u2, r sin 2 pi u2)`` is two
-    independent standard normals. Vectorised: 100,001 draws take a few milliseconds.
+    Box–Muller: ``r = sqrt(-2 ln u1)``, ``t = 2 pi u2``; the pair ``(r cos t, r sin t)`` is two
+    independent standard normals. ``u2`` is a 53-bit uniform ``k 2**-53`` in ``[0, 1)`` (exact
+    doubles). ``u1`` is a uniform on ``(0, 1)`` *with full relative precision*
+    (:func:`open_uniforms`: a uniform real rounded down to the doubles, 53 significant bits even
+    near 0). The usual ``u1 = k 2**-53`` would be coarse exactly where ``ln u1`` is steep: it
+    caps ``|noise|`` at ``sqrt(106 ln 2) ~ 8.57`` sigma and, on a 2**-24 grid with sigma of
+    order 1, spaces the attainable radii further apart than the grid beyond ~6.5 sigma (Gaussian
+    mass ~1e-10 per coordinate, which a careful account would have to charge to delta). With full precision the radii
+    are spaced ``~2**-52 / r`` sigma apart everywhere and ``|noise| <= 38.6`` sigma. Vectorised:
+    100,001 draws take about 10 ms.
 
 The floating-point caveat
     A sampler that computes a continuous distribution in floating point is not the distribution.
@@ -21,29 +27,27 @@ The floating-point caveat
     output can rule out a neighbouring input. Jin, McMurtry, Rubinstein & Ohrimenko (2022, "Are
     we there yet? Timing and floating-point attacks on differential privacy systems", IEEE S&P)
     showed precision-based attacks of the same kind on the Gaussian samplers of DP libraries
-    (Box–Muller and polar method included). This sampler has these properties too: its outputs
-    are a discrete set, not a density, and ``|noise| <= sqrt(106 ln 2) sigma ~ 8.57 sigma``
-    (``u1 >= 2**-53``).
+    (Box–Muller and polar method included). ``x + noise`` computed here has the same flaw: its
+    outputs are a discrete set of doubles that depends on ``x``.
 
 What we do about it
     The key holder never releases ``total + noise`` as computed: :func:`add_noise_on_grid` snaps
-    it to the multiples of ``2**-frac_bits`` that the plan's fixed-point encoding uses. For
-    ``|value| < 2**(52 - frac_bits)`` (2**28 at 24 bits; :func:`snap_to_grid` refuses larger
-    values) a grid cell spans at least ``2**(52 - frac_bits - e)`` doubles where ``2**e`` bounds
-    the value, so every grid point is reachable from every input and the output carries no bit
-    below the grid: the attacks above, which read the low-order bits, have nothing to read. This
-    is Mironov's snapping idea. What it does *not* give:
+    it to the multiples of ``2**-frac_bits`` that the plan's fixed-point encoding uses (Mironov's
+    snapping idea). For ``|value| < 2**(52 - frac_bits)`` (2**28 at 24 bits; :func:`snap_to_grid`
+    refuses larger values) a grid cell holds at least ``2**(52 - frac_bits - e)`` doubles where
+    ``2**e`` bounds the value, and the attainable noise values are ~1e-15 sigma apart, so every
+    grid cell within the sampler's range is reachable from every input and the output carries no
+    bit below the grid: the attacks above, which read the low-order bits, have nothing to read.
+    What it does *not* give:
 
-    * an exact Gaussian: the released distribution is the sampler's mass on each grid cell, which
-      differs from the true Gaussian's by the sampler's own imperfections (53-bit uniforms,
-      libm's ``log``/``cos`` accurate to about one ulp). Away from the tails this is a relative
-      error of order 1e-15 per cell, far below any epsilon we account for, but it is an argument,
-      not a proof;
-    * the tails: beyond ``8.57 sigma`` the sampler has no mass. Against a neighbour ``Delta =
-      sigma / z`` away, outputs the neighbour reaches and the input cannot have probability
-      below ``2 Phi(-(8.57 - 1/z))`` per coordinate and release, an additive delta that
-      ``docs/privacy.md`` bounds (about 1e-17 per coordinate at ``z = 1``; it grows quickly for
-      ``z < 0.5``);
+    * an exact Gaussian. Box–Muller maps equal-probability cells of the ``(u1, u2)`` square onto
+      equal-probability regions of the plane; the sampler puts each region's mass on one point
+      (up to libm's ~1 ulp errors in ``log``/``cos``/``sin``). A grid cell's probability then
+      differs from the Gaussian's only through regions that straddle its edge, a relative error
+      of order (region diameter / cell width) ~ ``1e-15 sigma / 2**-frac_bits`` (``~2e-8 sigma``
+      at 24 bits, sigma in model units): an epsilon increase of that order per coordinate and
+      release, negligible next to the accounted epsilon. This is an argument, not a proof
+      (docs/privacy.md, section 3);
     * protection against timing side channels (the transformation runs in data-independent
       time, but numpy's ``log``/``cos`` are not constant-time).
 
@@ -69,8 +73,10 @@ ByteSource = Callable[[int], bytes]
 
 #: Bits of every uniform (a float64 has 53 significant bits).
 UNIFORM_BITS = 53
-#: Largest |sample| / sigma the sampler can produce: ``sqrt(-2 ln 2**-53)``.
-MAX_ABS_STANDARD_SAMPLE = math.sqrt(2 * UNIFORM_BITS * math.log(2))
+#: Leading zeros at which :func:`open_uniforms` stops: its smallest value is 2**-1075 -> 2**-1074.
+_MAX_ZEROS = 1073
+#: Largest |sample| / sigma the sampler can produce: ``sqrt(-2 ln 2**-1074)`` (about 38.6).
+MAX_ABS_STANDARD_SAMPLE = math.sqrt(2 * 1074 * math.log(2))
 _TWO_PI = 2 * math.pi
 
 
@@ -89,20 +95,53 @@ def uniform_integers(count: int, *, source: ByteSource = os.urandom) -> npt.NDAr
     return np.asarray(words >> np.uint64(64 - UNIFORM_BITS), dtype=np.uint64)
 
 
+def _leading_zeros(count: int, source: ByteSource) -> npt.NDArray[np.int64]:
+    """Leading zeros of ``count`` independent infinite random bit strings (P(k) = 2**-(k+1)).
+
+    The first 53 bits of a word decide unless all are zero (probability 2**-53), in which case
+    the count goes on in fresh words; it stops at 1074, where doubles end.
+    """
+    top = uniform_integers(count, source=source)
+    zeros = (UNIFORM_BITS - np.frexp(top.astype(np.float64))[1]).astype(np.int64)
+    for i in np.flatnonzero(top == 0):
+        total = UNIFORM_BITS
+        while total < _MAX_ZEROS:
+            word = int(uniform_integers(1, source=source)[0])
+            if word:
+                total += UNIFORM_BITS - word.bit_length()
+                break
+            total += UNIFORM_BITS
+        zeros[i] = min(total, _MAX_ZEROS)
+    return zeros
+
+
+def open_uniforms(count: int, *, source: ByteSource = os.urandom) -> FloatArray:
+    """``count`` uniforms on ``(0, 1)`` with full relative precision: a uniform real rounded down
+    to the doubles.
+
+    The binade ``[2**-(k+1), 2**-k)`` is chosen with probability ``2**-(k+1)`` (``k`` leading
+    zeros of a random bit string) and the 52-bit significand uniformly, so every double in
+    ``(0, 1)`` is reachable and small values keep 53 significant bits. Two 64-bit words per
+    value (rarely more).
+    """
+    zeros = _leading_zeros(count, source)
+    fraction = uniform_integers(count, source=source) >> np.uint64(1)  # 52 bits
+    significand = 1.0 + fraction.astype(np.float64) * 2.0**-52
+    return np.asarray(np.ldexp(significand, -(zeros + 1)), dtype=np.float64)
+
+
 def standard_normal(count: int, *, source: ByteSource = os.urandom) -> FloatArray:
-    """``count`` standard normal samples by Box–Muller on 53-bit uniforms (see module docstring).
+    """``count`` standard normal samples by Box–Muller (see the module docstring).
 
     Pairs are laid out as ``[r cos(t) for each pair] + [r sin(t) for each pair]``, truncated to
-    ``count``; the uniforms of pair ``i`` are words ``i`` (radius) and ``pairs + i`` (angle) of
-    the ``16 * pairs`` bytes read.
+    ``count``. The bytes are read in three blocks of ``8 * pairs``: the radius uniforms' binades
+    (:func:`open_uniforms`), their significands, then the angle uniforms.
     """
     if count < 0:
         raise ConfigError(f"number of noise samples must be >= 0, got {count}")
     pairs = -(-count // 2)
-    k = uniform_integers(2 * pairs, source=source)
-    scale = 2.0**-UNIFORM_BITS
-    u1 = (k[:pairs] + np.uint64(1)).astype(np.float64) * scale
-    u2 = k[pairs:].astype(np.float64) * scale
+    u1 = open_uniforms(pairs, source=source)
+    u2 = uniform_integers(pairs, source=source).astype(np.float64) * 2.0**-UNIFORM_BITS
     radius = np.sqrt(-2.0 * np.log(u1))
     angle = _TWO_PI * u2
     return np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])[:count]
@@ -205,6 +244,7 @@ __all__ = [
     "add_noise_on_grid",
     "deterministic_source",
     "gaussian_noise",
+    "open_uniforms",
     "snap_to_grid",
     "standard_normal",
     "uniform_integers",
