@@ -18,7 +18,9 @@ reported), or both (the multiplier is used and ``epsilon`` caps the rounds the k
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 from homolr.errors import ConfigError
@@ -26,8 +28,10 @@ from homolr.errors import ConfigError
 Level = Literal["member", "record"]
 LEVELS: tuple[Level, ...] = ("member", "record")
 #: The training mode each level protects, and the only weighting it supports (docs/privacy.md,
-#: sections 4.3 and 5.5, explain why sample weighting is refused).
-MODE_OF_LEVEL: dict[Level, str] = {"member": "aggregate", "record": "encrypted"}
+#: sections 4.4 and 5.6, explain why sample weighting is refused).
+MODE_OF_LEVEL: Mapping[Level, str] = MappingProxyType(
+    {"member": "aggregate", "record": "encrypted"}
+)
 DP_WEIGHTING = "equal"
 
 
