@@ -4,7 +4,7 @@ One round's released quantity is the global model after the round: every member'
 b_i`` (homolr.learning's ``sufficient_stats`` + ``linear_update``), averaged as the PS does
 (homolr.server.aggregation's ``global_weights``). Neighbours differ by one row added to or
 removed from one member. The bound must hold for every observation; an adversarial
-construction (docs/privacy.md, section 5.4) shows it is not loose.
+construction (docs/privacy.md, section 5.9) shows it is not loose.
 """
 
 from __future__ import annotations
