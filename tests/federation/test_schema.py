@@ -513,7 +513,7 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "members-one",
         lambda d, _i: {**d, "members": d["members"][:1]},
         "members",
-        "found 1; each member runs `homolr keygen <id>`",
+        "found 1; each member runs `homolr keygen --id <id>`",
     ),
     (
         "members-not-tables",

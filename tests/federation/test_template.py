@@ -99,7 +99,7 @@ def test_template_without_members_explains_what_is_missing(tmp_path: Path) -> No
     path.write_text(TEMPLATE)
     with pytest.raises(
         ConfigError,
-        match=r"members: at least 2 \[\[members\]\] are required, found 0; each member runs `homolr keygen <id>`",
+        match=r"members: at least 2 \[\[members\]\] are required, found 0; each member runs `homolr keygen --id <id>`",
     ):
         load_federation(path)
     assert "homolr keygen" in TEMPLATE and "OUT OF BAND" in TEMPLATE and "quote" in TEMPLATE

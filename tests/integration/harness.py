@@ -6,12 +6,13 @@ harness never imports the server into the test process. Every wait is bounded.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,10 +94,12 @@ class Cluster:
             time.sleep(0.05)
         raise AssertionError(f"PS did not listen within {timeout} s:\n{ps.output()}")
 
-    def start_worker(self, worker_id: str, train_set: Path, *args: str, dev: bool = True) -> Proc:
+    def start_worker(
+        self, worker_id: str, train_set: Path, *args: str, dev: bool = True, name: str = ""
+    ) -> Proc:
         extra = DEV if dev else ()
         return self.start(
-            f"worker-{worker_id}",
+            name or f"worker-{worker_id}",
             "worker",
             "--train-set",
             str(train_set),
@@ -104,6 +107,8 @@ class Cluster:
             worker_id,
             "--server",
             f"127.0.0.1:{self.port}",
+            "--state-dir",
+            str(self.tmp / f"state-{worker_id}"),
             *extra,
             *args,
         )
@@ -113,6 +118,72 @@ class Cluster:
             if proc.popen.poll() is None:
                 proc.popen.kill()
                 proc.popen.wait(5)
+
+
+#: The reference data's feature names, the plan's wire order.
+REFERENCE_FEATURES = tuple(f"x{i}" for i in range(30))
+
+
+def member_identities(directory: Path, members: Sequence[str]) -> dict[str, tuple[Path, Path]]:
+    """Each member's own key pair and self-signed certificate, as ``homolr keygen`` makes them:
+    ``{member: (certificate, key)}``."""
+    from homolr.enclave.identity import generate_member_identity, write_member_identity
+
+    directory.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for member in members:
+        cert, key = directory / f"member-{member}.pem", directory / f"member-{member}.key"
+        if not cert.exists():
+            write_member_identity(generate_member_identity(member), directory, member)
+        out[member] = (cert, key)
+    return out
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def write_federation(
+    path: Path,
+    certificates: Mapping[str, Path],
+    *,
+    name: str = "integration",
+    plan: Mapping[str, object] | None = None,
+    participation: Mapping[str, object] | None = None,
+    deadlines: Mapping[str, object] | None = None,
+    privacy: Mapping[str, object] | None = None,
+    features: Sequence[str] = REFERENCE_FEATURES,
+) -> Path:
+    """A federation file listing ``certificates`` (member -> PEM file), with the given sections."""
+    from homolr.federation import spki_fingerprint
+
+    lines = ["version = 1", f"name = {_toml(name)}", ""]
+    for section, values in (
+        ("plan", plan),
+        ("participation", participation),
+        ("deadlines", deadlines),
+        ("privacy", privacy),
+    ):
+        if values:
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
+            lines.append("")
+    lines += ["[validation]", f"features = {_toml(tuple(features))}", ""]
+    for member, cert in certificates.items():
+        pem = cert.read_text()
+        lines += [
+            "[[members]]",
+            f"id = {_toml(member)}",
+            f"fingerprint = {_toml(spki_fingerprint(pem))}",
+            f'certificate = """\n{pem.strip()}\n"""',
+            "",
+        ]
+    path.write_text("\n".join(lines))
+    return path
 
 
 def reference_files(shared: Path) -> tuple[Path, Path, Path]:
@@ -135,4 +206,15 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-__all__ = ["DEV", "REFERENCE_FLAGS", "Cluster", "Proc", "eval_lines", "reference_files", "wait_for"]
+__all__ = [
+    "DEV",
+    "REFERENCE_FEATURES",
+    "REFERENCE_FLAGS",
+    "Cluster",
+    "Proc",
+    "eval_lines",
+    "member_identities",
+    "reference_files",
+    "wait_for",
+    "write_federation",
+]

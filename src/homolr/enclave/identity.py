@@ -1,6 +1,6 @@
 """Member identities: key pairs the members make themselves, admitted by the federation file.
 
-A member of a consortium is its key pair. ``homolr keygen <id>`` runs
+A member of a consortium is its key pair. ``homolr keygen --id <id>`` runs
 :func:`generate_member_identity` on the member's own machine: a fresh EC P-256 key and a
 self-signed, non-CA certificate for ``CN=<id>`` (SAN URI ``homolr-member:<id>``). The member
 keeps the private key (:func:`write_member_identity`, mode 0600) and sends the

@@ -614,7 +614,7 @@ def _members(tables: list[_Table], source: str) -> tuple[Member, ...]:
     if len(tables) < MIN_MEMBERS:
         raise ConfigError(
             f"{source}: members: at least {MIN_MEMBERS} [[members]] are required, found "
-            f"{len(tables)}; each member runs `homolr keygen <id>` and sends the [[members]] "
+            f"{len(tables)}; each member runs `homolr keygen --id <id>` and sends the [[members]] "
             "block it prints, to be pasted into this file"
         )
     members: list[Member] = []

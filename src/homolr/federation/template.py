@@ -54,17 +54,17 @@ _HEADER = """\
 # exactly the hash of its own copy of this file, so nobody -- the PS operator included -- can
 # change the plan or add a member behind the consortium's back.
 #
-# MEMBERS. Each member makes its own key pair: it runs `homolr keygen <id>`, keeps the private key
-# to itself and sends the [[members]] block that command prints (id, fingerprint, certificate) to
-# the consortium. Paste every member's block verbatim at the end of this file. The PS admits a TLS
-# client only if its certificate's public key is listed here.
+# MEMBERS. Each member makes its own key pair: it runs `homolr keygen --id <id>`, keeps the private
+# key to itself and sends the [[members]] block that command prints (id, fingerprint, certificate)
+# to the consortium. Paste every member's block verbatim at the end of this file. The PS admits a
+# TLS client only if its certificate's public key is listed here.
 #
 # KEYS. Every key is listed with its meaning, unit, allowed values and default. Optional keys are
 # commented out and show their default; remove the leading '# ' to set one.
 """
 
 _MEMBERS_HELP = """\
-# One [[members]] block per member, at least 2, exactly as `homolr keygen <id>` prints it:
+# One [[members]] block per member, at least 2, exactly as `homolr keygen --id <id>` prints it:
 #   id           the member's name: 1-64 characters from letters, digits, '_', '.', '-',
 #                starting with a letter or digit; unique; the certificate's common name.
 #   fingerprint  "sha256:" and the SHA-256 (64 hex digits) of the certificate's public key

@@ -71,8 +71,10 @@ DEV_MODE_BANNER = (
     "*** DEVELOPMENT MODE: this PS is NOT running in an attested SGX enclave (--attestation none). "
     "Workers cannot verify whom they encrypt for. Never use this with real data. ***"
 )
-#: Seconds the PS keeps answering after the end, so members learn how the run ended.
+#: Seconds the PS keeps answering after the end, so members learn how the run ended (after a
+#: signal: briefly, so that the PS still stops within a few seconds).
 FINISH_NOTICE_S = 10.0
+FINISH_NOTICE_AFTER_SIGNAL_S = 1.0
 #: A whole RPC message: the largest data message plus room for the header.
 MESSAGE_MARGIN = 64 * 1024
 
@@ -336,7 +338,9 @@ async def _finish_run(
 
 async def _notify_members(state: RunState, signals: _SignalGuard, reporter: Reporter) -> None:
     """Keep serving until every active member has seen the end (bounded; at once after a signal)."""
-    give_up = time.monotonic() + (0.0 if signals.received is not None else FINISH_NOTICE_S)
+    give_up = time.monotonic() + (
+        FINISH_NOTICE_AFTER_SIGNAL_S if signals.received is not None else FINISH_NOTICE_S
+    )
     while state.members_without_finish() and time.monotonic() < give_up:
         await state.changed.wait(min(0.2, give_up - time.monotonic()))
     pending = state.members_without_finish()

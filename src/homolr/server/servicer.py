@@ -163,6 +163,9 @@ class Servicer(ParameterServerServicer):
                 f"member '{member_id}' already has a GetModel call in flight",
             )
         record.polling = True
+        if not record.connected:  # a member of a resumed run that polls is back
+            record.connected = record.active = True
+            self._state.changed.notify()
         try:
             model = await self._wait_model(record, request, context)
             if model is None:
@@ -236,8 +239,8 @@ class Servicer(ParameterServerServicer):
         record: MemberState,
     ) -> int:
         state = self._state
-        if state.finish is not None:
-            raise PreconditionError(f"training has finished ({state.finish.reason})")
+        if state.finish is not None:  # like a closed round: the member fetches the end notice
+            raise RoundError(f"training has finished ({state.finish.reason})")
         round_sum = state.round_sum
         published = state.published
         if round_sum is None or published is None or header.round != published.round:
