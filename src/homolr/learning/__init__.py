@@ -25,7 +25,13 @@ from homolr.learning.metrics import (
     roc_auc,
     sigmoid,
 )
-from homolr.learning.model import MODEL_FORMAT, MODEL_VERSION, LogisticModel
+from homolr.learning.model import (
+    MODEL_FORMAT,
+    MODEL_VERSION,
+    LogisticModel,
+    ModelInputError,
+    export_onnx,
+)
 from homolr.learning.reference import replay_reference
 from homolr.learning.scaling import (
     Moments,
@@ -71,6 +77,7 @@ __all__ = [
     "Dataset",
     "LogisticModel",
     "Metrics",
+    "ModelInputError",
     "Moments",
     "MomentsFixedPoint",
     "Scaler",
@@ -82,6 +89,7 @@ __all__ = [
     "data_warnings",
     "demo_split",
     "evaluate",
+    "export_onnx",
     "feature_moments",
     "format_eval_line",
     "global_scaler",
