@@ -6,8 +6,13 @@ Data flow: CSV -> :func:`load_csv` -> :class:`Dataset` -> :func:`add_bias` -> a 
 
 :func:`train_taylor` and :func:`train_fedavg` simulate both modes in plaintext (oracles for the
 encrypted runs); :func:`replay_reference` reproduces the reference solution's log.
+
+Members with raw data: :mod:`homolr.learning.scaling` (federated standardisation: moments, their
+fixed-point plan, the global :class:`Scaler`); :func:`data_warnings` flags weak data sets;
+:func:`write_breast_homo` rebuilds the reference files from scikit-learn's copy.
 """
 
+from homolr.learning.breast_homo import breast_homo_sets, breast_homo_split, write_breast_homo
 from homolr.learning.data import (
     Dataset,
     add_bias,
@@ -85,6 +90,8 @@ __all__ = [
     "TrainResult",
     "add_bias",
     "average_weights",
+    "breast_homo_sets",
+    "breast_homo_split",
     "combine_moments",
     "data_warnings",
     "demo_split",
@@ -115,5 +122,6 @@ __all__ = [
     "train_fedavg",
     "train_taylor",
     "unstandardize",
+    "write_breast_homo",
     "write_csv",
 ]
