@@ -68,7 +68,7 @@ def test_json_round_trip_is_exact(tmp_path: Path) -> None:
     assert loaded.metadata == {"mode": "encrypted", "key_bits": 2048}
     assert list(loaded.feature_names_in_) == list(NAMES)
     doc = json.loads(path.read_text())
-    assert doc["format"] == MODEL_FORMAT and doc["version"] == 1
+    assert doc["format"] == MODEL_FORMAT and doc["version"] == 2 and doc["scaler"] is None
     assert [p.name for p in tmp_path.iterdir()] == ["model.json"]
     assert LogisticModel.from_json(original.to_json()).weights.tolist() == original.weights.tolist()
 
@@ -92,7 +92,8 @@ def good_doc() -> dict[str, Any]:
     ("field", "value", "needle"),
     [
         ("format", "sklearn-pickle", "'format'"),
-        ("version", 2, "'version'"),
+        ("version", 3, "'version'"),
+        ("version", 0, "'version'"),
         ("version", True, "'version'"),
         ("coef", [], "'coef'"),
         ("coef", "1,2,3", "'coef'"),

@@ -6,8 +6,13 @@ Data flow: CSV -> :func:`load_csv` -> :class:`Dataset` -> :func:`add_bias` -> a 
 
 :func:`train_taylor` and :func:`train_fedavg` simulate both modes in plaintext (oracles for the
 encrypted runs); :func:`replay_reference` reproduces the reference solution's log.
+
+Members with raw data: :mod:`homolr.learning.scaling` (federated standardisation: moments, their
+fixed-point plan, the global :class:`Scaler`); :func:`data_warnings` flags weak data sets;
+:func:`write_breast_homo` rebuilds the reference files from scikit-learn's copy.
 """
 
+from homolr.learning.breast_homo import breast_homo_sets, breast_homo_split, write_breast_homo
 from homolr.learning.data import (
     Dataset,
     add_bias,
@@ -25,8 +30,27 @@ from homolr.learning.metrics import (
     roc_auc,
     sigmoid,
 )
-from homolr.learning.model import MODEL_FORMAT, MODEL_VERSION, LogisticModel
+from homolr.learning.model import (
+    MODEL_FORMAT,
+    MODEL_VERSION,
+    LogisticModel,
+    ModelInputError,
+    export_onnx,
+)
 from homolr.learning.reference import replay_reference
+from homolr.learning.scaling import (
+    Moments,
+    MomentsFixedPoint,
+    Scaler,
+    combine_moments,
+    feature_moments,
+    global_scaler,
+    moments_fixed_point,
+    moments_from_vector,
+    moments_vector,
+    scaler_warnings,
+    unstandardize,
+)
 from homolr.learning.steps import (
     SCHEDULES,
     SufficientStats,
@@ -58,14 +82,24 @@ __all__ = [
     "Dataset",
     "LogisticModel",
     "Metrics",
+    "ModelInputError",
+    "Moments",
+    "MomentsFixedPoint",
+    "Scaler",
     "SufficientStats",
     "TrainResult",
     "add_bias",
     "average_weights",
+    "breast_homo_sets",
+    "breast_homo_split",
+    "combine_moments",
     "data_warnings",
     "demo_split",
     "evaluate",
+    "export_onnx",
+    "feature_moments",
     "format_eval_line",
+    "global_scaler",
     "learning_rate",
     "linear_update",
     "load_csv",
@@ -73,9 +107,13 @@ __all__ = [
     "log_loss",
     "logistic_gradient",
     "max_stable_lr",
+    "moments_fixed_point",
+    "moments_from_vector",
+    "moments_vector",
     "quantize",
     "replay_reference",
     "roc_auc",
+    "scaler_warnings",
     "sgd_epochs",
     "sigmoid",
     "sufficient_stats",
@@ -83,5 +121,7 @@ __all__ = [
     "taylor_local",
     "train_fedavg",
     "train_taylor",
+    "unstandardize",
+    "write_breast_homo",
     "write_csv",
 ]
