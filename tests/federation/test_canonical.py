@@ -27,7 +27,14 @@ from homolr.federation.schema import DEADLINE_DEFAULTS, PARTICIPATION_DEFAULTS
 from tests.federation.support import SOURCE, Document, parse, to_toml, with_changes
 
 Identities = dict[str, MemberIdentity]
-RECORD = {"level": "record", "epsilon": 2.0, "delta": 1e-5, "clip": 1.0, "model_bound": 10.0}
+RECORD = {
+    "level": "record",
+    "epsilon": 2.0,
+    "delta": 1e-5,
+    "clip": 1.0,
+    "model_bound": 10.0,
+    "min_samples": 200,
+}
 PS = "the PS at 127.0.0.1:50051"
 
 
@@ -58,7 +65,7 @@ def test_canonical_bytes_are_exactly_the_documented_json(
         '"mode":"encrypted","schedule":"constant","seed":0,"standardize":false,"tolerance":0,'
         '"weighting":"equal"},'
         '"privacy":null,'
-        '"validation":{"features":["x0","x1"],"label":"y","sha256":""},'
+        '"validation":{"bounds":[],"features":["x0","x1"],"label":"y","sha256":""},'
         '"version":1}'
     ).encode()
     federation = parse(document)
@@ -71,8 +78,8 @@ def test_canonical_bytes_are_exactly_the_documented_json(
 def test_privacy_table_in_canonical_form(document: Document) -> None:
     federation = parse(with_changes(document, privacy=RECORD))
     assert (
-        b'"privacy":{"clip":1,"delta":0.00001,"epsilon":2,"level":"record","model_bound":10,'
-        b'"noise_multiplier":null}'
+        b'"privacy":{"clip":1,"delta":0.00001,"epsilon":2,"level":"record","min_samples":200,'
+        b'"model_bound":10,"noise_multiplier":null}'
     ) in canonical_bytes(federation)
 
 
@@ -198,11 +205,12 @@ def test_every_change_of_meaning_changes_the_hash(
         "local_epochs": 3,
         "tolerance": 1e-6,
         "seed": 1,
-        "standardize": True,
     }
     variants: dict[str, Document] = {
         f"plan.{key}": with_changes(base, plan={key: value}) for key, value in plan_changes.items()
     }
+    bounds = {"bounds": [10.0, 10.0]}
+    variants["plan.standardize"] = with_changes(base, plan={"standardize": True}, validation=bounds)
     variants |= {
         "name": with_changes(base, name="wisconsin2"),
         "policy": with_changes(base, participation=quorum),
@@ -216,12 +224,15 @@ def test_every_change_of_meaning_changes_the_hash(
         "features added": with_changes(base, validation={"features": ["x0", "x1", "x2"]}),
         "label": with_changes(base, validation={"label": "target"}),
         "sha256": with_changes(base, validation={"sha256": "0" * 64}),
+        "bounds": with_changes(base, validation=bounds),
+        "bounds changed": with_changes(base, validation={"bounds": [10.0, 11.0]}),
         "privacy": with_changes(base, privacy=RECORD),
         "privacy.epsilon": with_changes(base, privacy={**RECORD, "epsilon": 3.0}),
         "privacy.delta": with_changes(base, privacy={**RECORD, "delta": 1e-6}),
         "privacy.clip": with_changes(base, privacy={**RECORD, "clip": 2.0}),
         "privacy.noise": with_changes(base, privacy={**RECORD, "noise_multiplier": 1.1}),
         "privacy.model_bound": with_changes(base, privacy={**RECORD, "model_bound": 5.0}),
+        "privacy.min_samples": with_changes(base, privacy={**RECORD, "min_samples": 100}),
         "member removed": {**base, "members": base["members"][:2]},
         "member key replaced": replaced,
         "member replaced": renamed,

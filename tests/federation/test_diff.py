@@ -13,7 +13,14 @@ from homolr.federation import describe_differences, federation_hash
 from tests.federation.support import Document, member_entry, parse, with_changes
 
 Identities = dict[str, MemberIdentity]
-RECORD = {"level": "record", "epsilon": 2.0, "delta": 1e-5, "clip": 1.0, "model_bound": 10.0}
+RECORD = {
+    "level": "record",
+    "epsilon": 2.0,
+    "delta": 1e-5,
+    "clip": 1.0,
+    "model_bound": 10.0,
+    "min_samples": 200,
+}
 QUORUM = {"policy": "quorum", "min_workers": 2, "accept_subset_leakage": True}
 
 
@@ -29,7 +36,7 @@ def test_scalar_fields_name_path_and_both_values(document3: Document) -> None:
             name="other",
             participation=QUORUM,
             plan={"learning_rate": 0.5, "standardize": True},
-            validation={"features": ["x0", "x2"]},
+            validation={"features": ["x0", "x2"], "bounds": [10.0, 10.0]},
         )
     )
     assert describe_differences(mine, theirs) == [
@@ -40,6 +47,7 @@ def test_scalar_fields_name_path_and_both_values(document3: Document) -> None:
         "participation.min_workers: 3 (yours) vs 2 (PS)",
         "participation.accept_subset_leakage: false (yours) vs true (PS)",
         "validation.features: ['x0', 'x1'] (yours) vs ['x0', 'x2'] (PS)",
+        "validation.bounds: [] (yours) vs [10.0, 10.0] (PS)",
     ]
 
 
@@ -108,7 +116,7 @@ def test_privacy_absent_present_and_changed(document: Document) -> None:
     assert line == (
         "privacy: absent (no differential privacy) (yours) vs [privacy] {level = 'record', "
         "epsilon = 2.0, delta = 1e-05, clip = 1.0, noise_multiplier = not set, model_bound = "
-        "10.0} (PS)"
+        "10.0, min_samples = 200} (PS)"
     )
     assert describe_differences(private, plain)[0].startswith("privacy: [privacy] {level")
     stronger = parse(

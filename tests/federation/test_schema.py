@@ -116,7 +116,14 @@ def issued_by_operator_ca(member_id: str) -> str:
 
 
 QUORUM = {"policy": "quorum", "min_workers": 2}
-RECORD = {"level": "record", "epsilon": 2.0, "delta": 1e-5, "clip": 1.0, "model_bound": 10.0}
+RECORD = {
+    "level": "record",
+    "epsilon": 2.0,
+    "delta": 1e-5,
+    "clip": 1.0,
+    "model_bound": 10.0,
+    "min_samples": 200,
+}
 MEMBER = {"level": "member", "epsilon": 2.0, "delta": 1e-5, "clip": 1.0}
 
 # (test id, mutation of the valid two-member document, field path, phrase of the problem)

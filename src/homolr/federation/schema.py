@@ -97,8 +97,16 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
         "accept_two_member_leakage",
     ),
     "deadlines": ("join_s", "round_s", "first_round_s"),
-    "validation": ("features", "label", "sha256"),
-    "privacy": ("level", "epsilon", "delta", "clip", "noise_multiplier", "model_bound"),
+    "validation": ("features", "label", "sha256", "bounds"),
+    "privacy": (
+        "level",
+        "epsilon",
+        "delta",
+        "clip",
+        "noise_multiplier",
+        "model_bound",
+        "min_samples",
+    ),
     "members": ("id", "fingerprint", "certificate"),
 }
 
@@ -124,7 +132,7 @@ DEADLINE_DEFAULTS: Mapping[str, object] = {
     "round_s": 60.0,
     "first_round_s": 300.0,
 }
-VALIDATION_DEFAULTS: Mapping[str, object] = {"label": "y", "sha256": ""}
+VALIDATION_DEFAULTS: Mapping[str, object] = {"label": "y", "sha256": "", "bounds": []}
 #: Allowed consortium names.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -180,6 +188,7 @@ class ValidationSection:
     features: tuple[str, ...]
     label: str
     sha256: str
+    bounds: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,7 @@ class PrivacySection:
     clip: float
     noise_multiplier: float | None
     model_bound: float | None
+    min_samples: int | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +261,7 @@ class Federation:
                 "features": list(self.validation.features),
                 "label": self.validation.label,
                 "sha256": self.validation.sha256,
+                "bounds": list(self.validation.bounds),
             },
             "privacy": None if self.privacy is None else dataclasses.asdict(self.privacy),
             "members": [
@@ -558,7 +569,21 @@ def _validation(given: _Table) -> ValidationSection:
         raise table.error(
             "sha256", f"{sha256!r}: expected 64 hex digits (SHA-256 of the CSV's bytes) or ''"
         )
-    return ValidationSection(features=tuple(features), label=label, sha256=sha256.lower())
+    raw_bounds = table.raw("bounds")
+    if not isinstance(raw_bounds, list) or raw_bounds and len(raw_bounds) != len(features):
+        raise table.error(
+            "bounds",
+            f"expected [] or one bound per feature ({len(features)}), got {_describe(raw_bounds)}",
+        )
+    bounds = tuple(
+        _Table({"bound": value}, table.field(f"bounds[{index}]"), table.source).real(
+            "bound", lambda value: value > 0, "finite and > 0"
+        )
+        for index, value in enumerate(raw_bounds)
+    )
+    return ValidationSection(
+        features=tuple(features), label=label, sha256=sha256.lower(), bounds=bounds
+    )
 
 
 def _column_name(table: _Table, key: str, name: str) -> str:
@@ -600,6 +625,17 @@ def _privacy(table: _Table) -> PrivacySection:
         )
     if level == "member" and model_bound is not None:
         raise table.error("model_bound", "only used when level = 'record'; remove it")
+    min_samples = None
+    if table.has("min_samples"):
+        min_samples = table.integer("min_samples", low=1)
+    if level == "record" and min_samples is None:
+        raise table.error(
+            "min_samples",
+            "required when level = 'record': the fewest rows any member holds (members refuse to "
+            "train below it); one row's influence on a step is bounded by lr / min_samples",
+        )
+    if level == "member" and min_samples is not None:
+        raise table.error("min_samples", "only used when level = 'record'; remove it")
     return PrivacySection(
         level=level,
         epsilon=epsilon,
@@ -607,6 +643,7 @@ def _privacy(table: _Table) -> PrivacySection:
         clip=clip,
         noise_multiplier=noise_multiplier,
         model_bound=model_bound,
+        min_samples=min_samples,
     )
 
 
@@ -667,6 +704,18 @@ def _member(table: _Table) -> Member:
 
 def _check_cross_fields(federation: Federation, source: str) -> None:
     participation, privacy, plan = federation.participation, federation.privacy, federation.plan
+    if plan.standardize and not federation.validation.bounds:
+        raise ConfigError(
+            f"{source}: validation.bounds: required when plan.standardize = true: the largest "
+            "absolute value each feature may take, in the data's units (the statistics round "
+            "encodes sums and sums of squares at a fixed scale that these bounds keep in range; "
+            "members refuse rows beyond them)"
+        )
+    if plan.standardize and privacy is not None:
+        raise ConfigError(
+            f"{source}: plan.standardize: not with [privacy]: the statistics round would release "
+            "feature sums without noise, outside the privacy budget; standardise beforehand"
+        )
     if (
         participation.policy == "quorum"
         and privacy is None

@@ -383,6 +383,13 @@ def _validation_keys(features: Sequence[str]) -> list[_Key]:
             "SHA-256 (64 hex digits) of the bytes of the validation CSV the PS must evaluate on, "
             'so the operator cannot swap it; "" = not pinned. Default "".',
         ),
+        _Key(
+            "bounds",
+            [],
+            "Largest absolute value of each feature, in the data's units, one per feature, each "
+            "> 0; required when plan.standardize = true (the statistics round needs them; "
+            "members refuse rows beyond them). Default [] (none).",
+        ),
     ]
 
 
@@ -419,6 +426,13 @@ def _privacy_keys() -> list[_Key]:
             10.0,
             'Level "record" only, required there: radius of the L2 ball the key holder projects '
             "the model onto, finite and > 0.",
+        ),
+        _Key(
+            "min_samples",
+            200,
+            'Level "record" only, required there: the fewest rows any member holds, >= 1; '
+            "members with fewer rows refuse to train (one row's influence on a step is bounded "
+            "by lr / min_samples).",
         ),
     ]
 
