@@ -125,7 +125,8 @@ def _member_attests(
     )
     channel_credentials = pinned_channel_credentials(pinned, cert, key)
     with grpc.secure_channel(f"127.0.0.1:{port}", channel_credentials, CHANNEL_OPTIONS) as channel:
-        reply = json.loads(channel.unary_unary(METHOD)(b"", timeout=10))
+        call = channel.unary_unary(METHOD)  # type: ignore[call-arg]
+        reply = json.loads(call(b"", timeout=10))
     check_pinned_certificate(pinned, reply["cert"].encode())
     public_key_bytes = bytes.fromhex(reply["pk"])
     expected = report_data_for_federation(

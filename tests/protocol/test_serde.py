@@ -54,7 +54,7 @@ def test_server_info_round_trip() -> None:
 
 def test_unknown_mode_on_the_wire_is_a_protocol_error() -> None:
     msg = serde.plan_to_proto(_plan())
-    msg.mode = 0
+    msg.mode = 0  # type: ignore[assignment]
     with pytest.raises(ProtocolError, match="field 'mode' has unknown value 0"):
         serde.plan_from_proto(msg)
 
@@ -245,7 +245,7 @@ def test_finished_header_without_an_outcome_is_refused() -> None:
     assert msg.outcome == 0
     with pytest.raises(ProtocolError, match="field 'outcome' has unknown value 0"):
         serde.model_header_from_proto(msg)
-    msg.outcome = 42
+    msg.outcome = 42  # type: ignore[assignment]
     with pytest.raises(ProtocolError, match="field 'outcome' has unknown value 42"):
         serde.model_header_from_proto(msg)
 
@@ -258,7 +258,7 @@ def test_pending_header_round_trip() -> None:
 @pytest.mark.parametrize("kind", [0, 3, 99])
 def test_unknown_round_kind_is_a_protocol_error(kind: int) -> None:
     msg = serde.model_header_to_proto(ModelHeader(round=2, encrypted=True, length=3), 0)
-    msg.kind = kind
+    msg.kind = kind  # type: ignore[assignment]
     with pytest.raises(ProtocolError, match=f"field 'kind' has unknown value {kind}"):
         serde.model_header_from_proto(msg)
 

@@ -3,6 +3,8 @@ schedule step the PS names; and it checks what the PS sends."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -25,10 +27,9 @@ DATA = Dataset(
 W = np.array([0.5, -1.0, 0.25, 2.0, -0.75])
 
 
-def _plan(**changes: object) -> TrainingPlan:
-    return TrainingPlan(
-        **{"n_features": 4, "learning_rate": 0.2, "schedule": "invsqrt", **changes}
-    ).validate()  # type: ignore[arg-type]
+def _plan(**changes: Any) -> TrainingPlan:
+    values: dict[str, Any] = {"n_features": 4, "learning_rate": 0.2, "schedule": "invsqrt"}
+    return TrainingPlan(**{**values, **changes}).validate()
 
 
 def _model(w: np.ndarray, round_: int = 3, step: int = 3, weight: float = 1.0) -> GlobalModel:
