@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from homolr.enclave.binding import report_data_for
+from homolr.enclave.binding import report_data_for, report_data_for_federation
 from homolr.enclave.policy import AttestationPolicy
 from homolr.enclave.provider import GramineQuoteProvider, QuoteProvider, SimulatedQuoteProvider
 from homolr.enclave.quote import parse_quote
@@ -112,10 +112,15 @@ def test_simulated_provider_rejects_bad_identity() -> None:
 
 
 def test_ps_to_worker_round_trip(mrenclave_policy: AttestationPolicy) -> None:
-    # PS side: bind its keys, get a quote. Worker side: verify with the keys it received.
+    # PS side: bind its keys and its federation, get a quote. Worker side: recompute the report data
+    # from the keys it received and its own federation file's hash, then verify.
+    federation_hash = bytes(range(100, 132))
     provider = SimulatedQuoteProvider(MRENCLAVE, MRSIGNER, ISV_PROD_ID, ISV_SVN)
-    quote = provider.quote_for(report_data_for(PAILLIER_PK, TLS_SPKI))
-    outcome = verify_attestation(
-        quote, mrenclave_policy, PAILLIER_PK, TLS_SPKI, SimulatedQuoteVerifier()
-    )
-    assert outcome.quote.report_data == REPORT_DATA
+    quote = provider.quote_for(report_data_for_federation(PAILLIER_PK, TLS_SPKI, federation_hash))
+    expected = report_data_for_federation(PAILLIER_PK, TLS_SPKI, federation_hash)
+    outcome = verify_attestation(quote, mrenclave_policy, expected, SimulatedQuoteVerifier())
+    assert outcome.quote.report_data == expected
+    other_federation = report_data_for_federation(PAILLIER_PK, TLS_SPKI, bytes(32))
+    with pytest.raises(AttestationError) as info:
+        verify_attestation(quote, mrenclave_policy, other_federation, SimulatedQuoteVerifier())
+    assert info.value.check == "report-data"

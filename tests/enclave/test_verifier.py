@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from homolr.enclave.binding import report_data_for
+from homolr.enclave.binding import report_data_for, report_data_for_federation
 from homolr.enclave.policy import AttestationPolicy
 from homolr.enclave.quote import build_quote
 from homolr.enclave.verifier import (
@@ -23,9 +23,41 @@ from homolr.enclave.verifier import (
     verify_attestation,
 )
 from homolr.errors import AttestationError, ConfigError
-from tests.enclave.support import MRENCLAVE, MRSIGNER, PAILLIER_PK, TLS_SPKI, make_quote
+from tests.enclave.support import (
+    ISV_PROD_ID,
+    ISV_SVN,
+    MRENCLAVE,
+    MRSIGNER,
+    PAILLIER_PK,
+    TLS_SPKI,
+    make_quote,
+)
 
 TERMINAL = [0xA004, 0xA005, 0xA006, 0xA0FF, 0x1234]
+FEDERATION_HASH = bytes(range(32))
+#: What a member expects: the keys it received and the hash of its own federation file (v2).
+EXPECTED = report_data_for_federation(PAILLIER_PK, TLS_SPKI, FEDERATION_HASH)
+#: What make_quote() binds (v1 report data): for tests where the binding is not the point.
+V1 = report_data_for(PAILLIER_PK, TLS_SPKI)
+
+
+def _quote(
+    *,
+    paillier_pk: bytes = PAILLIER_PK,
+    tls_spki: bytes = TLS_SPKI,
+    federation_hash: bytes = FEDERATION_HASH,
+    mr_enclave: bytes = MRENCLAVE,
+    debug: bool = False,
+) -> bytes:
+    """A synthetic quote binding v2 report data (keys and federation hash)."""
+    return build_quote(
+        mr_enclave=mr_enclave,
+        mr_signer=MRSIGNER,
+        isv_prod_id=ISV_PROD_ID,
+        isv_svn=ISV_SVN,
+        report_data=report_data_for_federation(paillier_pk, tls_spki, federation_hash),
+        debug=debug,
+    )
 
 
 class RecordingVerifier:
@@ -98,33 +130,69 @@ def test_expired_collateral_needs_its_own_flag() -> None:
 
 def test_good_quote_is_accepted(mrenclave_policy: AttestationPolicy) -> None:
     verifier = RecordingVerifier(ACCEPT)
-    quote = make_quote()
-    outcome = verify_attestation(quote, mrenclave_policy, PAILLIER_PK, TLS_SPKI, verifier)
+    quote = _quote()
+    outcome = verify_attestation(quote, mrenclave_policy, EXPECTED, verifier)
     assert outcome.quote.mr_enclave == MRENCLAVE
+    assert outcome.quote.report_data == EXPECTED
     assert outcome.verification is ACCEPT
     assert verifier.calls == [quote]
 
 
 @pytest.mark.parametrize(
-    ("quote_kwargs", "pk", "spki", "check"),
+    ("quote_kwargs", "check"),
     [
-        ({"mr_enclave": MRSIGNER}, PAILLIER_PK, TLS_SPKI, "mrenclave"),
-        ({"debug": True}, PAILLIER_PK, TLS_SPKI, "debug"),
-        ({}, b"mitm-paillier-key", TLS_SPKI, "report-data"),
-        ({}, PAILLIER_PK, b"mitm-tls-key", "report-data"),
+        ({"mr_enclave": MRSIGNER}, "mrenclave"),
+        ({"debug": True}, "debug"),
+        ({"paillier_pk": b"mitm-paillier-key"}, "report-data"),
+        ({"tls_spki": b"mitm-tls-key"}, "report-data"),
+        ({"federation_hash": bytes(31) + b"\x01"}, "report-data"),
     ],
+    ids=["mrenclave", "debug", "paillier-key", "tls-key", "federation"],
 )
 def test_policy_failures_stop_before_the_signature_check(
-    mrenclave_policy: AttestationPolicy,
-    quote_kwargs: dict[str, object],
-    pk: bytes,
-    spki: bytes,
-    check: str,
+    mrenclave_policy: AttestationPolicy, quote_kwargs: dict[str, bytes], check: str
 ) -> None:
     verifier = RecordingVerifier(ACCEPT)
     with pytest.raises(AttestationError) as info:
-        verify_attestation(make_quote(**quote_kwargs), mrenclave_policy, pk, spki, verifier)  # type: ignore[arg-type]
+        verify_attestation(_quote(**quote_kwargs), mrenclave_policy, EXPECTED, verifier)  # type: ignore[arg-type]
     assert info.value.check == check
+    assert verifier.calls == []
+
+
+def test_a_quote_of_another_federation_names_both_report_data(
+    mrenclave_policy: AttestationPolicy,
+) -> None:
+    theirs = report_data_for_federation(PAILLIER_PK, TLS_SPKI, bytes(32))
+    with pytest.raises(AttestationError) as info:
+        verify_attestation(
+            _quote(federation_hash=bytes(32)), mrenclave_policy, EXPECTED, RecordingVerifier(ACCEPT)
+        )
+    assert info.value.check == "report-data"
+    assert EXPECTED.hex() in str(info.value) and theirs.hex() in str(info.value)
+    assert "federation" in str(info.value)
+
+
+def test_v1_report_data_of_the_same_keys_is_not_v2_report_data(
+    mrenclave_policy: AttestationPolicy,
+) -> None:
+    # An enclave build that binds only the keys (v1) cannot pass for one that binds the federation.
+    verifier = RecordingVerifier(ACCEPT)
+    with pytest.raises(AttestationError) as info:
+        verify_attestation(make_quote(), mrenclave_policy, EXPECTED, verifier)
+    assert info.value.check == "report-data"
+    assert verifier.calls == []
+
+
+@pytest.mark.parametrize("size", [0, 32, 63, 65])
+def test_a_malformed_expected_report_data_is_refused(
+    mrenclave_policy: AttestationPolicy, size: int
+) -> None:
+    verifier = RecordingVerifier(ACCEPT)
+    with pytest.raises(AttestationError) as info:
+        verify_attestation(
+            _quote(), mrenclave_policy, EXPECTED[:size] + bytes(max(0, size - 64)), verifier
+        )
+    assert info.value.check == "report-data"
     assert verifier.calls == []
 
 
@@ -133,16 +201,14 @@ def test_truncated_and_garbage_quotes(mrenclave_policy: AttestationPolicy, cut: 
     verifier = RecordingVerifier(ACCEPT)
     for data in (make_quote()[:cut], b"\xff" * (cut + 500)):
         with pytest.raises(AttestationError) as info:
-            verify_attestation(data, mrenclave_policy, PAILLIER_PK, TLS_SPKI, verifier)
+            verify_attestation(data, mrenclave_policy, V1, verifier)
         assert info.value.check == "quote-format"
     assert verifier.calls == []
 
 
 def test_rejected_signature_names_the_status(mrenclave_policy: AttestationPolicy) -> None:
     with pytest.raises(AttestationError) as info:
-        verify_attestation(
-            make_quote(), mrenclave_policy, PAILLIER_PK, TLS_SPKI, RecordingVerifier(REVOKED)
-        )
+        verify_attestation(_quote(), mrenclave_policy, EXPECTED, RecordingVerifier(REVOKED))
     assert info.value.check == "quote-signature"
     assert "REVOKED (0xa005)" in str(info.value)
 
@@ -152,18 +218,18 @@ def test_simulated_verifier_accepts_only_synthetic_quotes(
 ) -> None:
     verifier = SimulatedQuoteVerifier()
     assert isinstance(verifier, QuoteVerifier)
-    outcome = verify_attestation(make_quote(), mrenclave_policy, PAILLIER_PK, TLS_SPKI, verifier)
+    outcome = verify_attestation(_quote(), mrenclave_policy, EXPECTED, verifier)
     assert outcome.verification.status == "SIMULATED"
     looks_real = build_quote(
         mr_enclave=MRENCLAVE,
         mr_signer=MRSIGNER,
         isv_prod_id=7,
         isv_svn=3,
-        report_data=report_data_for(PAILLIER_PK, TLS_SPKI),
+        report_data=EXPECTED,
         signature_data=bytes(576) + b"\x00\x00" + b"\x05\x00" + b"\x03\x00\x00\x00" + b"pem",
     )
     with pytest.raises(AttestationError, match="NOT_SYNTHETIC"):
-        verify_attestation(looks_real, mrenclave_policy, PAILLIER_PK, TLS_SPKI, verifier)
+        verify_attestation(looks_real, mrenclave_policy, EXPECTED, verifier)
     assert not verifier.verify(b"garbage").accepted
 
 
@@ -265,7 +331,7 @@ def test_dcap_invalid_signature_fails_verify_attestation(
     _configure(fake_qvl, 0, 0xA004)
     verifier = DcapVerifier(str(fake_qvl), allow_outdated_tcb=True)
     with pytest.raises(AttestationError, match="INVALID_SIGNATURE") as info:
-        verify_attestation(make_quote(), mrenclave_policy, PAILLIER_PK, TLS_SPKI, verifier)
+        verify_attestation(_quote(), mrenclave_policy, EXPECTED, verifier)
     assert info.value.check == "quote-signature"
 
 

@@ -1,47 +1,115 @@
-"""A worker's local step equals the plaintext step it encrypts, and checks what the PS sends."""
+"""A member's local step equals the plaintext step it encrypts, scaled by its weight share, at the
+schedule step the PS names; and it checks what the PS sends."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
 
 from homolr.crypto import EncryptedVector, generate_keypair
 from homolr.errors import ProtocolError
-from homolr.learning import Dataset, add_bias, learning_rate, taylor_gradient
+from homolr.learning import Dataset, add_bias, learning_rate, sgd_epochs, taylor_gradient
 from homolr.protocol.messages import GlobalModel, ModelHeader, TrainingPlan
-from homolr.worker.local import EncryptedLocalStep, make_local_step
+from homolr.worker.local import (
+    AggregateLocalStep,
+    EncryptedLocalStep,
+    make_local_step,
+    moments_update,
+)
 
 PK, SK = generate_keypair(1024, insecure_small_key=True)
 RNG = np.random.default_rng(0)
 DATA = Dataset(
     RNG.normal(size=(25, 4)), RNG.integers(0, 2, 25), None, ("a", "b", "c", "d"), "synthetic"
 )
+W = np.array([0.5, -1.0, 0.25, 2.0, -0.75])
 
 
-def _plan(**changes: object) -> TrainingPlan:
-    return TrainingPlan(
-        **{"n_features": 4, "learning_rate": 0.2, "schedule": "invsqrt", **changes}
-    ).validate()  # type: ignore[arg-type]
+def _plan(**changes: Any) -> TrainingPlan:
+    values: dict[str, Any] = {"n_features": 4, "learning_rate": 0.2, "schedule": "invsqrt"}
+    return TrainingPlan(**{**values, **changes}).validate()
 
 
-def _model(w: np.ndarray, round_: int = 3) -> GlobalModel:
+def _model(w: np.ndarray, round_: int = 3, step: int = 3, weight: float = 1.0) -> GlobalModel:
     enc = EncryptedVector.encrypt(PK, w, frac_bits=24)
-    return GlobalModel(
-        ModelHeader(round=round_, encrypted=True, length=len(w), frac_bits=24), enc.to_bytes()
+    header = ModelHeader(
+        round=round_, step=step, encrypted=True, length=len(w), frac_bits=24, weight=weight
     )
+    return GlobalModel(header, enc.to_bytes())
 
 
-@pytest.mark.parametrize("weighting", ["equal", "samples"])
-def test_encrypted_step_decrypts_to_the_reference_step(weighting: str) -> None:
-    plan = _plan(weighting=weighting, value_bits=96 if weighting == "samples" else 64)
-    w = np.array([0.5, -1.0, 0.25, 2.0, -0.75])
-    packed = EncryptedLocalStep(DATA, plan, PK).update(_model(w))
+def _plain(w: np.ndarray, round_: int = 3, step: int = 3, weight: float = 1.0) -> GlobalModel:
+    header = ModelHeader(round=round_, step=step, encrypted=False, length=len(w), weight=weight)
+    return GlobalModel(header, w.astype("<f8").tobytes())
+
+
+def _reference(w: np.ndarray, step: int, plan: TrainingPlan) -> np.ndarray:
+    lr = learning_rate(plan.schedule, plan.learning_rate, step)
+    return w - lr * taylor_gradient(w, add_bias(DATA.X), DATA.y, plan.alpha)
+
+
+@pytest.mark.parametrize("weight", [1.0, 25 / 60, 1e-3])
+def test_encrypted_step_decrypts_to_the_weighted_reference_step(weight: float) -> None:
+    plan = _plan(weighting="samples" if weight != 1.0 else "equal")
+    packed = EncryptedLocalStep(DATA, plan, PK).update(_model(W, step=3, weight=weight))
     got = SK.decrypt_packed(packed)
-    lr = learning_rate("invsqrt", 0.2, 3)
-    expected = w - lr * taylor_gradient(w, add_bias(DATA.X), DATA.y, plan.alpha)
-    scale = DATA.n_samples if weighting == "samples" else 1
-    np.testing.assert_allclose(got, scale * expected, atol=1e-5 * scale)
+    np.testing.assert_allclose(got, weight * _reference(W, 3, plan), atol=1e-5)
+    assert packed.frac_bits == plan.update_frac_bits
     assert len(packed.ciphertexts) == 1  # five 74-bit slots fit one 1024-bit plaintext
+
+
+def test_the_schedule_follows_the_step_not_the_round() -> None:
+    # A re-run round keeps its step: round 9 at step 3 is the same computation as round 3.
+    plan = _plan()
+    step = EncryptedLocalStep(DATA, plan, PK)
+    rerun = SK.decrypt_packed(step.update(_model(W, round_=9, step=3)))
+    np.testing.assert_allclose(rerun, _reference(W, 3, plan), atol=1e-5)
+    later = SK.decrypt_packed(step.update(_model(W, round_=3, step=8)))
+    np.testing.assert_allclose(later, _reference(W, 8, plan), atol=1e-5)
+    assert not np.allclose(_reference(W, 3, plan), _reference(W, 8, plan), atol=1e-3)
+
+
+def test_aggregate_step_uploads_the_weighted_delta_of_local_sgd() -> None:
+    plan = _plan(mode="aggregate", batch_size=8, local_epochs=2, seed=5)
+    step = AggregateLocalStep(DATA, plan, PK, "guest")
+    local = step.local_weights(_plain(W, step=4))
+    assert local.shape == W.shape and np.all(np.isfinite(local)) and not np.allclose(local, W)
+    got = SK.decrypt_packed(step.update(_plain(W, step=4, weight=0.25)))
+    np.testing.assert_allclose(got, 0.25 * (local - W), atol=1e-6)
+    # the shuffle is seeded by (plan seed, step, member), not by the round
+    again = AggregateLocalStep(DATA, plan, PK, "guest").local_weights(_plain(W, round_=11, step=4))
+    np.testing.assert_array_equal(again, local)  # a retried step reproduces the contribution
+    other = AggregateLocalStep(DATA, plan, PK, "host").local_weights(_plain(W, step=4))
+    assert not np.array_equal(other, local)  # each member shuffles differently
+
+
+def test_aggregate_step_matches_sgd_epochs_from_the_library() -> None:
+    plan = _plan(mode="aggregate", batch_size=0, local_epochs=1)
+    local = AggregateLocalStep(DATA, plan, PK, "guest").local_weights(_plain(W, step=2))
+    lr = learning_rate(plan.schedule, plan.learning_rate, 2)
+    # full batch: the shuffle does not matter, so any rng gives the same result
+    expected = sgd_epochs(
+        W,
+        add_bias(DATA.X),
+        DATA.y,
+        lr=lr,
+        alpha=plan.alpha,
+        batch_size=0,
+        epochs=1,
+        rng=np.random.default_rng(123),
+    )
+    np.testing.assert_allclose(local, expected, atol=1e-12)
+
+
+def test_moments_update_decrypts_to_rows_sums_and_sums_of_squares() -> None:
+    plan = _plan(standardize=True, moments_frac_bits=30)
+    got = SK.decrypt_packed(moments_update(DATA, plan, PK))
+    X = DATA.X
+    expected = np.concatenate([[25.0], X.sum(axis=0), (X * X).sum(axis=0)])
+    assert got.shape == (plan.moments_length,)
+    np.testing.assert_allclose(got, expected, atol=1e-7)
 
 
 def test_encrypted_step_refuses_a_plaintext_or_misshapen_model() -> None:
@@ -55,8 +123,29 @@ def test_encrypted_step_refuses_a_plaintext_or_misshapen_model() -> None:
         step.update(GlobalModel(ModelHeader(round=0, encrypted=True, length=5, frac_bits=20), b""))
 
 
+@pytest.mark.parametrize("weight", [0.0, -0.5, 1.5, float("nan"), float("inf")])
+def test_a_weight_share_outside_zero_one_is_refused(weight: float) -> None:
+    for mode, model in (
+        ("encrypted", _model(W, weight=weight)),
+        ("aggregate", _plain(W, weight=weight)),
+    ):
+        step = make_local_step(DATA, _plan(mode=mode), PK, "w")
+        with pytest.raises(ProtocolError, match=r"weight share .* is not in \(0, 1\]"):
+            step.update(model)
+
+
+def test_a_step_beyond_the_plan_is_refused() -> None:
+    plan = _plan(iterations=10)
+    step = make_local_step(DATA, plan, PK, "w")
+    with pytest.raises(ProtocolError, match="step 10 is beyond the plan's 10 iterations"):
+        step.update(_model(W, step=10))
+    step.update(_model(W, step=9))
+
+
 def test_aggregate_step_refuses_non_finite_weights() -> None:
     step = make_local_step(DATA, _plan(mode="aggregate"), PK, "w")
     bad = np.array([0.0, np.nan, 0.0, 0.0, 0.0])
     with pytest.raises(ProtocolError, match="non-finite"):
         step.update(GlobalModel(ModelHeader(round=0, encrypted=False, length=5), bad.tobytes()))
+    with pytest.raises(ProtocolError, match="39 bytes; expected 40"):
+        step.update(GlobalModel(ModelHeader(round=0, encrypted=False, length=5), bytes(39)))
