@@ -7,6 +7,7 @@ and calls :meth:`PrivateKey.decrypt_packed`. Big batches run on a fork-free, pic
 process pool (:mod:`~homolr.crypto.parallel`).
 """
 
+from homolr.crypto.cost import choose_step_path, exponent_bits, matvec_cost, step_costs
 from homolr.crypto.encoding import (
     DEFAULT_FRAC_BITS,
     decode,
@@ -23,7 +24,7 @@ from homolr.crypto.packing import (
     pack_ints,
     unpack_ints,
 )
-from homolr.crypto.vectors import EncryptedVector, matvec
+from homolr.crypto.vectors import EncryptedVector, matvec, matvec_factored
 
 __all__ = [
     "DEFAULT_FRAC_BITS",
@@ -32,14 +33,19 @@ __all__ = [
     "PackingSpec",
     "PrivateKey",
     "PublicKey",
+    "choose_step_path",
     "decode",
     "decode_signed_ints",
     "encode",
     "encode_scalar",
     "encrypt_packed",
+    "exponent_bits",
     "generate_keypair",
     "matvec",
+    "matvec_cost",
+    "matvec_factored",
     "pack",
     "pack_ints",
+    "step_costs",
     "unpack_ints",
 ]

@@ -88,7 +88,9 @@ __all__ = [
     "choose_plan",
     "entry_bytes",
     "largest_magnitude",
+    "modelled_us",
     "multi_products",
+    "operation_counts",
 ]
 
 TABLE_BUDGET_BYTES = 24 << 20
@@ -102,11 +104,14 @@ _CHUNK_BITS = 62  # bits extracted per numpy int64 pass
 _FAST_BOUND = 1 << 61  # exponents below this (and their 2**B offsets) fit in int64
 _INDEX_CACHE_BYTES = 16 << 20  # group indices kept between the two passes over a block
 
-# Relative costs of the three operations (one core, 2048 bits, measured 2026-12-03: a table
-# entry 5.2 us, a lookup 3.1 us including its share of Python and numpy, a squaring 4.0 us).
-_ENTRY_COST = 5.2
-_LOOKUP_COST = 3.1
-_SQUARE_COST = 4.0
+# Cost of each counted operation in microseconds, fitted on 2026-12-03 (one core of this
+# 2-core EPYC, 2048 bits, 12 shapes from 31 x 31 to 1,001 x 101 with 8- to 40-bit
+# exponents, best of 3; the fit is within 7% of every measurement). The absolute figures
+# drift ~2x from day to day on this machine; their ratios drive the plan.
+CALL_US = 107.0
+ENTRY_US = 5.55
+LOOKUP_US = 3.0
+SQUARE_US = 3.78
 
 _Int64Matrix = npt.NDArray[np.int64]
 _Rows = Sequence[Sequence[int]] | _Int64Matrix
@@ -141,18 +146,32 @@ def entry_bytes(n_bits: int) -> int:
     return 2 * (n_bits // 8 + 64) + 16
 
 
-def _plan_cost(columns: int, steps: int, rows: int, plan: Plan) -> float:
+def operation_counts(columns: int, rows: int, nbits: int, plan: Plan) -> tuple[int, int, int]:
+    """``(table entries, lookups, squarings)`` of one call under ``plan``.
+
+    Table entries are counted as if every subset were looked up (an upper bound); lookups
+    include the padding that makes each step's count even.
+    """
     sizes = _group_sizes(columns, plan.group)
     entries = sum((1 << s) - s - 1 for s in sizes)
-    blocks = -(-len(sizes) // plan.block_groups)
-    squarings = max(steps - rows, 0) * blocks
-    return _ENTRY_COST * entries + _LOOKUP_COST * steps * len(sizes) + _SQUARE_COST * squarings
+    blocks = [
+        len(sizes[b : b + plan.block_groups]) for b in range(0, len(sizes), plan.block_groups)
+    ]
+    lookups = rows * nbits * sum(g + g % 2 for g in blocks)
+    squarings = rows * max(nbits - 1, 0) * len(blocks)
+    return entries, lookups, squarings
+
+
+def modelled_us(columns: int, rows: int, nbits: int, plan: Plan) -> float:
+    """Predicted time of one call under ``plan``, in microseconds (2048 bits, one core)."""
+    entries, lookups, squarings = operation_counts(columns, rows, nbits, plan)
+    return CALL_US + ENTRY_US * entries + LOOKUP_US * lookups + SQUARE_US * squarings
 
 
 def choose_plan(
     columns: int,
     steps: int,
-    rows: int = 0,
+    rows: int = 1,
     *,
     n_bits: int = 2048,
     table_budget_bytes: int = TABLE_BUDGET_BYTES,
@@ -166,19 +185,21 @@ def choose_plan(
     steps : int
         Horner steps of one block (rows x exponent bits).
     rows : int
-        Number of rows (each extra block costs ``steps - rows`` more squarings).
+        Number of rows (``steps / rows`` is the number of exponent bits).
     n_bits : int
         Modulus size (sets the bytes per table entry).
     table_budget_bytes : int
         Largest table memory of one block; at least one table is always allowed.
     """
     per_entry = entry_bytes(n_bits)
+    rows = max(rows, 1)
+    nbits = -(-steps // rows)
     best: tuple[float, Plan] | None = None
     for g in range(1, min(_MAX_GROUP, max(columns, 1)) + 1):
         groups = -(-max(columns, 1) // g)
         fit = max(1, table_budget_bytes // (per_entry << g))
         plan = Plan(g, min(fit, groups))
-        cost = _plan_cost(columns, steps, rows, plan)
+        cost = modelled_us(columns, rows, nbits, plan)
         if best is None or cost < best[0]:
             best = (cost, plan)
     assert best is not None
