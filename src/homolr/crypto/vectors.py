@@ -81,9 +81,7 @@ class EncryptedVector:
     def __init__(self, public_key: PublicKey, ciphertexts: Sequence[int], frac_bits: int) -> None:
         self.public_key = require_public_key(public_key)
         self.frac_bits = check_frac_bits(frac_bits)
-        self.ciphertexts = tuple(
-            public_key.validate_ciphertext(c, index=i) for i, c in enumerate(ciphertexts)
-        )
+        self.ciphertexts = tuple(public_key.validate_ciphertexts(ciphertexts))
 
     @classmethod
     def _trusted(
