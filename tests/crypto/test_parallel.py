@@ -210,6 +210,12 @@ def test_an_error_answer_fails_only_its_batch(pool: None, keypair: KeyPair) -> N
     )
     with pytest.raises(CryptoError, match=r"\[0, n\)"):
         future.result(timeout=30)
+    too_wide = [5] * (BATCH - 1) + [1 << (8 * pk.plaintext_bytes)]  # does not fit its field
+    future = parallel.submit_encrypt(
+        pk.to_bytes(), pk.key_id(), too_wide, pk.plaintext_bytes, pk.ciphertext_bytes
+    )
+    with pytest.raises(CryptoError, match="cannot send chunk"):
+        future.result(timeout=30)
     assert sk.raw_decrypt_many(pk.raw_encrypt_many([6] * BATCH)) == [6] * BATCH
     assert parallel.worker_pids() == pids  # same workers: the framing stayed in step
 

@@ -17,8 +17,8 @@ exponentiations, whose exponents ``p - 1`` and ``q - 1`` are the secret, use
 ``gmpy2.powmod_sec`` (GMP's ``mpz_powm_sec``: no exponent-dependent branches or memory
 accesses), here and in the pool workers, and so do the inversions made when the key is
 built (Fermat's ``x**(p-2) mod p``; ``h_p = (-q)**-1 mod p`` needs no exponentiation at
-all). A decryption costs 1.2-1.5x as much (1.22-1.29x measured on 2026-12-03 at 2048
-bits; ``powmod_sec`` alone 1.30x). What stays variable-time: the reductions and products
+all). A decryption costs 1.2-1.5x as much (1.20-1.29x measured on 2026-12-03 at 2048
+bits, on one core and on the pool; ``powmod_sec`` alone 1.27-1.30x). What stays variable-time: the reductions and products
 around the exponentiations (``L(x) = (x - 1) // p``, the CRT recombination) use GMP's
 ordinary mpz operations, which promise nothing about timing (their time mostly follows
 operand lengths). The aim is to keep the factors' bits out of timing; the plaintexts are

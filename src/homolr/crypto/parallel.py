@@ -281,28 +281,31 @@ class _Worker:
 
     def _send_loop(self) -> None:
         pool = self.pool
-        try:
-            while True:
-                with pool.cond:
-                    task = pool.next_task(self)
-                    if task is None:
-                        return
-                    load = None
-                    if task.job is not None:
-                        load_opcode, key_id, blob = task.job.load
-                        if (load_opcode, key_id) not in self.loaded:
-                            self.loaded.add((load_opcode, key_id))
-                            load = (load_opcode, blob)
-                            self.in_flight.append(_Task(None))
-                    self.in_flight.append(task)
-                if load is not None:
-                    write_frame(self._stdin, *load)
-                if task.job is not None:
-                    write_frame(
-                        self._stdin, task.job.opcode, task.job.payload(task.start, task.stop)
-                    )
-        except (BrokenPipeError, OSError, ValueError) as exc:
-            pool.broken(CryptoError(f"pool worker pid {self.pid} is gone: {exc}"))
+        while True:
+            with pool.cond:
+                task = pool.next_task(self)
+            if task is None or task.job is None:
+                return
+            job = task.job
+            try:
+                payload = job.payload(task.start, task.stop)
+            except ValueError as exc:  # a value does not fit its field: this batch's fault
+                job.fail(CryptoError(f"cannot send chunk {task.index} to the pool: {exc}"))
+                continue
+            load_opcode, key_id, blob = job.load
+            with pool.cond:
+                load = (load_opcode, key_id) not in self.loaded
+                if load:
+                    self.loaded.add((load_opcode, key_id))
+                    self.in_flight.append(_Task(None))
+                self.in_flight.append(task)
+            try:
+                if load:
+                    write_frame(self._stdin, load_opcode, blob)
+                write_frame(self._stdin, job.opcode, payload)
+            except (OSError, ValueError) as exc:  # broken pipe, or stdin closed by shutdown
+                pool.broken(CryptoError(f"pool worker pid {self.pid} is gone: {exc}"))
+                return
 
     def _receive_loop(self) -> None:
         pool = self.pool

@@ -80,6 +80,9 @@ class ChunkedSum:
     -----
     A chunk is *complete* when the members folded into it are exactly the required set.
     :meth:`take` hands its sum out once and forgets it; later folds into it are refused.
+    For packed updates, the size of the required set is the ``contributions`` count to
+    unpack a chunk with (at most ``spec.max_contributions``;
+    :func:`~homolr.crypto.packed_chunk_values` gives the chunk's value indices).
     """
 
     __slots__ = ("_members", "_required", "_sums", "_taken", "bounds", "public_key")
