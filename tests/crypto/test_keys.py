@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from homolr.crypto import PrivateKey, PublicKey, generate_keypair
 from homolr.crypto._fixedbase import FixedBaseTable
 from homolr.crypto._ring import PairRing
-from homolr.errors import InvalidCiphertextError
+from homolr.errors import ConfigError, InvalidCiphertextError
 from tests.crypto._hyp import CRYPTO
 from tests.crypto.conftest import KeyPair
 
@@ -303,3 +303,67 @@ def test_from_modulus_makes_a_working_key(keypair: KeyPair) -> None:
     twin_sk = PrivateKey(twin, sk.p, sk.q)
     assert twin_sk.raw_decrypt(twin.raw_encrypt(99)) == 99
     assert sk.raw_decrypt(twin.raw_encrypt(99)) == 99  # same n: ciphertexts interchange
+
+
+# ---------------------------------------------------------------------------- constant time
+def test_crt_constants_match_their_definition(keypair: KeyPair) -> None:
+    """h_p = L_p(g**(p-1) mod p**2)**-1 mod p for g = n + 1, computed the long way."""
+    pk, sk = keypair
+    for ct in (False, True):
+        key = PrivateKey(pk, sk.p, sk.q, constant_time=ct)
+        for prime, h in ((key.p, key._hp), (key.q, key._hq)):
+            lp = (gmpy2.powmod(pk.n + 1, prime - 1, prime * prime) - 1) // prime
+            assert h == gmpy2.invert(lp, prime)
+        assert key._q_inv * key.q % key.p == 1
+
+
+@CRYPTO
+@given(st.lists(st.integers(min_value=0), min_size=1, max_size=6))
+def test_constant_time_decrypts_the_same_plaintexts(keypair: KeyPair, ms: list[int]) -> None:
+    pk, sk = keypair
+    ms = [m % int(pk.n) for m in ms]
+    ct = PrivateKey(pk, sk.p, sk.q, constant_time=True)
+    cs = pk.raw_encrypt_many(ms)
+    assert ct.constant_time and not sk.constant_time
+    assert [ct.raw_decrypt(c) for c in cs] == [sk.raw_decrypt(c) for c in cs] == ms
+    assert ct.decrypt_in_process(cs) == sk.decrypt_in_process(cs, constant_time=True) == ms
+
+
+def test_constant_time_keys_call_powmod_sec(
+    keypair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pk, sk = keypair
+    calls: list[int] = []
+    real = gmpy2.powmod_sec
+
+    def counting(x: object, e: object, m: object) -> object:
+        calls.append(1)
+        return real(x, e, m)
+
+    monkeypatch.setattr(gmpy2, "powmod_sec", counting)
+    c = pk.raw_encrypt(42)
+    assert sk.raw_decrypt(c) == 42 and calls == []
+    ct = PrivateKey(pk, sk.p, sk.q, constant_time=True)
+    built = len(calls)
+    assert built == 3  # the three inversions at construction
+    assert ct.raw_decrypt(c) == 42 and len(calls) == built + 2  # mod p**2 and mod q**2
+
+
+def test_constant_time_switch_comes_from_the_environment_once(
+    keypair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from homolr.crypto import keys
+
+    assert keys.parse_constant_time("1") is True
+    assert keys.parse_constant_time(" 0 ") is keys.parse_constant_time("") is False
+    with pytest.raises(ConfigError, match=keys.CONSTANT_TIME_ENV):
+        keys.parse_constant_time("yes")
+    pk, sk = keypair
+    monkeypatch.setattr(keys, "_constant_time_default", None)
+    monkeypatch.setenv(keys.CONSTANT_TIME_ENV, "1")
+    assert PrivateKey(pk, sk.p, sk.q).constant_time is True
+    monkeypatch.setenv(keys.CONSTANT_TIME_ENV, "0")  # read once: a later change is ignored
+    assert keys.constant_time_default() is True
+    assert PrivateKey(pk, sk.p, sk.q, constant_time=False).constant_time is False
+    with pytest.raises(TypeError, match="bool"):
+        PrivateKey(pk, sk.p, sk.q, constant_time=1)  # type: ignore[arg-type]

@@ -8,12 +8,17 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import gmpy2
 import pytest
 
-from homolr.crypto import EncryptedVector, encrypt_packed, parallel
+from homolr.crypto import EncryptedVector, PrivateKey, encrypt_packed, parallel
+from homolr.crypto._pool_worker import KeyCache, handle
 from homolr.crypto._wire import (
     concat_fields,
     ints_from_bytes,
@@ -22,7 +27,7 @@ from homolr.crypto._wire import (
     split_fields,
     write_frame,
 )
-from homolr.errors import ConfigError, CryptoError
+from homolr.errors import ConfigError, CryptoError, InvalidCiphertextError
 from tests.crypto.conftest import KeyPair
 
 BATCH = parallel.PARALLEL_THRESHOLD
@@ -72,10 +77,13 @@ def test_frames_and_fields() -> None:
         split_fields(concat_fields(fields)[:6], 3)
 
 
-def test_chunks_cover_the_batch_evenly() -> None:
-    assert parallel._chunks(10, 3) == [(0, 4), (4, 7), (7, 10)]
+def test_chunks_cover_the_batch() -> None:
+    assert parallel._chunks(10, 3) == [(0, 3), (3, 6), (6, 9), (9, 10)]
     assert parallel._chunks(1, 4) == [(0, 1)]
     assert parallel._chunks(0, 2) == []
+    assert parallel.chunk_size(3704, 2) == 128  # long batches: short chunks, short tail
+    assert parallel.chunk_size(1000, 4) == 32  # ~8 chunks per worker
+    assert parallel.chunk_size(20, 2) == 16  # but never tiny
 
 
 def test_threshold_and_worker_count(pool: None) -> None:
@@ -155,16 +163,111 @@ def test_factors_never_reach_command_line_or_environment(pool: None, keypair: Ke
             assert format(secret, "x").encode() not in exposed
 
 
-def test_a_dead_worker_fails_loudly_then_the_pool_restarts(pool: None, keypair: KeyPair) -> None:
+def test_a_worker_dying_mid_batch_fails_it_loudly_then_the_pool_restarts(
+    pool: None, keypair: KeyPair
+) -> None:
     pk, sk = keypair
     pk.raw_encrypt_many([1] * BATCH)
     victim = parallel.worker_pids()[0]
-    os.kill(victim, signal.SIGKILL)
-    with pytest.raises(CryptoError, match="pool worker"):
-        pk.raw_encrypt_many([2] * BATCH)
+    os.kill(victim, signal.SIGSTOP)  # it takes chunks but never answers
+    try:
+        future = parallel.submit_encrypt(
+            pk.to_bytes(), pk.key_id(), [2] * (8 * BATCH), pk.plaintext_bytes, pk.ciphertext_bytes
+        )
+        time.sleep(0.2)
+        assert not future.done()
+    finally:
+        os.kill(victim, signal.SIGKILL)
+    with pytest.raises(CryptoError, match=f"pool worker pid {victim}"):
+        future.result(timeout=30)
     cs = pk.raw_encrypt_many([3] * BATCH)  # fresh workers
     assert victim not in parallel.worker_pids()
     assert {sk.raw_decrypt(c) for c in cs} == {3}
+
+
+def test_an_idle_worker_dying_is_replaced_without_failing_anything(
+    pool: None, keypair: KeyPair
+) -> None:
+    pk, sk = keypair
+    pk.raw_encrypt_many([1] * BATCH)
+    pids = parallel.worker_pids()
+    os.kill(pids[1], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while parallel.worker_pids() == pids and time.monotonic() < deadline:
+        time.sleep(0.01)  # the pool notices at once (end of stream) and is dropped
+    assert parallel.worker_pids() == []
+    assert sk.raw_decrypt_many(pk.raw_encrypt_many([4] * BATCH)) == [4] * BATCH
+    assert not set(parallel.worker_pids()) & set(pids)
+
+
+def test_an_error_answer_fails_only_its_batch(pool: None, keypair: KeyPair) -> None:
+    pk, sk = keypair
+    pk.raw_encrypt_many([1] * BATCH)
+    pids = parallel.worker_pids()
+    bad = [5] * (BATCH - 1) + [int(pk.n)]  # bypasses the parent's range check
+    future = parallel.submit_encrypt(
+        pk.to_bytes(), pk.key_id(), bad, pk.plaintext_bytes, pk.ciphertext_bytes
+    )
+    with pytest.raises(CryptoError, match=r"\[0, n\)"):
+        future.result(timeout=30)
+    too_wide = [5] * (BATCH - 1) + [1 << (8 * pk.plaintext_bytes)]  # does not fit its field
+    future = parallel.submit_encrypt(
+        pk.to_bytes(), pk.key_id(), too_wide, pk.plaintext_bytes, pk.ciphertext_bytes
+    )
+    with pytest.raises(CryptoError, match="cannot send chunk"):
+        future.result(timeout=30)
+    assert sk.raw_decrypt_many(pk.raw_encrypt_many([6] * BATCH)) == [6] * BATCH
+    assert parallel.worker_pids() == pids  # same workers: the framing stayed in step
+
+
+def test_batches_from_many_threads_share_the_pool(pool: None, keypair: KeyPair) -> None:
+    pk, sk = keypair
+    batches = [[secrets.randbelow(int(pk.n)) for _ in range(40 + 37 * k)] for k in range(8)]
+    cts = [pk.encrypt_in_process(batch) for batch in batches]
+    with ThreadPoolExecutor(4) as threads:
+        futures = [sk.decrypt_async(cs) for cs in cts]  # all queued before any is done
+        in_threads = list(threads.map(sk.raw_decrypt_many, cts))
+    assert [f.result(timeout=60) for f in futures] == batches
+    assert in_threads == batches
+    assert len(parallel.worker_pids()) == 2
+
+
+def test_decrypt_async_checks_ranges_before_returning(pool: None, keypair: KeyPair) -> None:
+    pk, sk = keypair
+    with pytest.raises(InvalidCiphertextError, match="index 1"):
+        sk.decrypt_async([pk.raw_encrypt(1), pk.nsquare])
+    assert sk.decrypt_async([]).result(timeout=5) == []
+
+
+def test_decrypt_async_without_a_pool_runs_in_the_calling_thread(keypair: KeyPair) -> None:
+    pk, sk = keypair
+    parallel.set_worker_count(0)
+    try:
+        cs = pk.raw_encrypt_many([7, 8, 9])
+        future = sk.decrypt_async(cs)
+        assert future.done() and future.result() == [7, 8, 9]
+        assert parallel.worker_pids() == []
+    finally:
+        parallel.set_worker_count(None)
+
+
+def test_shutdown_fails_unfinished_batches(pool: None, keypair: KeyPair) -> None:
+    pk, sk = keypair
+    cs = pk.raw_encrypt_many(list(range(BATCH)))
+    stalled = parallel.worker_pids()[0]
+    os.kill(stalled, signal.SIGSTOP)  # holds its chunks until after the shutdown began
+    future = sk.decrypt_async(cs * 4)
+    time.sleep(0.2)
+    resume = threading.Timer(0.5, os.kill, (stalled, signal.SIGCONT))
+    resume.start()
+    try:
+        parallel.shutdown()
+    finally:
+        resume.join()
+    with pytest.raises(CryptoError, match="shut down"):
+        future.result(timeout=5)
+    assert parallel.worker_pids() == []
+    assert sk.raw_decrypt_many(cs) == list(range(BATCH))  # a fresh pool
 
 
 # ---------------------------------------------------------------------------- worker process
@@ -212,3 +315,29 @@ def test_worker_answers_errors_as_frames(keypair: KeyPair) -> None:
         worker.stdin.close()
         worker.wait(timeout=30)
         worker.stdout.close()
+
+
+def test_constant_time_mode_reaches_the_workers(
+    pool: None, keypair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pk, sk = keypair
+    ms = list(range(BATCH))
+    cs = pk.raw_encrypt_many(ms)
+    ct = PrivateKey(pk, sk.p, sk.q, constant_time=True)
+    assert ct.raw_decrypt_many(cs) == sk.raw_decrypt_many(cs) == ms  # both on the pool
+    # in a worker's request handler, mode byte 1 selects powmod_sec and 0 does not
+    cache = KeyCache()
+    cache.load_private(
+        concat_fields([pk.to_bytes(), int(sk.p).to_bytes(32, "big"), int(sk.q).to_bytes(32, "big")])
+    )
+    calls: list[int] = []
+    real = gmpy2.powmod_sec
+    monkeypatch.setattr(gmpy2, "powmod_sec", lambda *a: calls.append(1) or real(*a))
+    body = ints_to_bytes(cs[:3], pk.ciphertext_bytes)
+    for mode, expected_calls in ((parallel.MODE_FAST, 0), (parallel.MODE_CONSTANT_TIME, 6)):
+        calls.clear()
+        answer = handle(cache, parallel.OP_DECRYPT, pk.key_id() + bytes([mode]) + body)
+        assert ints_from_bytes(answer, pk.plaintext_bytes) == ms[:3]
+        assert len(calls) == expected_calls
+    with pytest.raises(ValueError, match="mode byte"):
+        handle(cache, parallel.OP_DECRYPT, pk.key_id() + b"\x07" + body)

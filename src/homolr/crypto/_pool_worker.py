@@ -78,9 +78,12 @@ def handle(cache: KeyCache, opcode: int, payload: bytes) -> bytes:
         return ints_to_bytes(public_key.encrypt_in_process(checked), public_key.ciphertext_bytes)
     if opcode == parallel.OP_DECRYPT:
         private_key, data = _lookup(cache.private, payload)
+        if not data or data[0] not in (parallel.MODE_FAST, parallel.MODE_CONSTANT_TIME):
+            raise ValueError("DECRYPT needs a mode byte of 0 or 1 after the key id")
         key = private_key.public_key
-        ciphertexts = ints_from_bytes(data, key.ciphertext_bytes)
-        plaintexts = [private_key.raw_decrypt(c) for c in ciphertexts]
+        ciphertexts = ints_from_bytes(data[1:], key.ciphertext_bytes)
+        constant_time = data[0] == parallel.MODE_CONSTANT_TIME
+        plaintexts = private_key.decrypt_in_process(ciphertexts, constant_time=constant_time)
         return ints_to_bytes(plaintexts, key.plaintext_bytes)
     raise ValueError(f"unknown opcode {opcode}")
 

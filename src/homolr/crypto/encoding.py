@@ -148,9 +148,10 @@ def fixed_point_int64(values: npt.ArrayLike, frac_bits: int) -> npt.NDArray[np.i
         flat = array.reshape(-1)
         bad = int(np.flatnonzero(~np.isfinite(flat))[0])
         raise ValueError(f"cannot encode non-finite value {flat[bad]} at index {bad}")
-    with np.errstate(over="ignore"):
-        scaled = np.rint(np.ldexp(array.astype(np.float64), frac_bits))
-    if scaled.size and float(np.max(np.abs(scaled))) >= 2.0**62:
+    with np.errstate(over="ignore"):  # one temporary the size of the input, rounded in place
+        scaled = np.ldexp(array.astype(np.float64, copy=False), frac_bits)
+    np.rint(scaled, out=scaled)
+    if scaled.size and max(float(scaled.max()), -float(scaled.min())) >= 2.0**62:
         return None
     return scaled.astype(np.int64)
 

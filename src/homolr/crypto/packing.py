@@ -38,6 +38,7 @@ __all__ = [
     "encrypt_packed",
     "pack",
     "pack_ints",
+    "packed_chunk_values",
     "unpack_ints",
 ]
 
@@ -78,7 +79,7 @@ class PackedVector:
         contributions: int = 1,
     ) -> None:
         require_public_key(public_key)
-        validated = [public_key.validate_ciphertext(c, index=i) for i, c in enumerate(ciphertexts)]
+        validated = public_key.validate_ciphertexts(ciphertexts)
         _init(self, public_key, validated, length, frac_bits, spec, contributions)
 
     @classmethod
@@ -249,3 +250,25 @@ def encrypt_packed(
     plaintexts = pack_ints(signed, spec, public_key.n_bits)
     ciphertexts = public_key.raw_encrypt_many(plaintexts)
     return PackedVector._trusted(public_key, ciphertexts, len(signed), frac_bits, spec)
+
+
+def packed_chunk_values(
+    start: int, stop: int, length: int, spec: PackingSpec, n_bits: int
+) -> range:
+    """Indices of the values held by packed ciphertexts ``[start, stop)`` of a vector.
+
+    For streaming decryption (:mod:`homolr.crypto.streaming`): the decrypted plaintexts of
+    that chunk unpack with ``unpack_ints(plaintexts, len(r), spec, contributions, n_bits)``
+    into the values ``r`` of the whole vector (slot numbers in its errors count from the
+    chunk's first value).
+
+    Raises
+    ------
+    ValueError
+        ``[start, stop)`` is empty or not within the vector's ciphertexts.
+    """
+    count = spec.ciphertext_count(length, n_bits)
+    if not 0 <= start < stop <= count:
+        raise ValueError(f"ciphertexts [{start}, {stop}) are not within the vector's {count}")
+    slots = spec.slots_per_ciphertext(n_bits)
+    return range(start * slots, min(stop * slots, length))
