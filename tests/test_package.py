@@ -13,8 +13,6 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "homolr"
 FORBIDDEN_IMPORT = re.compile(
     r"^\s*(import|from)\s+(phe|pickle|cPickle|dill|marshal|shelve)\b", re.M
 )
-#: Known offender, tracked by the xfail test below; every other module must stay clean.
-COMMANDS = SRC / "commands.py"
 
 
 def _offenders() -> list[str]:
@@ -24,17 +22,7 @@ def _offenders() -> list[str]:
 
 
 def test_no_module_imports_phe_or_pickle() -> None:
-    assert [name for name in _offenders() if name != COMMANDS.name] == []
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/homolr/commands.py bench_command does 'import phe' to check that the "
-    "benchmark peer is installed; phe (GPL) must never be imported by homolr itself "
-    "(importlib.util.find_spec('phe') checks availability without importing it)",
-)
-def test_commands_does_not_import_phe() -> None:
-    assert not FORBIDDEN_IMPORT.search(COMMANDS.read_text())
+    assert _offenders() == []
 
 
 def test_importing_every_module_does_not_load_phe() -> None:

@@ -330,15 +330,6 @@ def test_fold_after_close_raises_a_round_error(keys: KeyPair) -> None:
     assert not round_sum.has_chunk("c", 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/homolr/enclave/keyholder.py RoundSum.fold does not refuse a chunk that was "
-    "already decrypted (target.values is set). A member with a weight share that is not in "
-    "'expected' (the API allows weights > expected) folds into the chunk after its decryption: "
-    "the chunk's members and weight_total grow but its decrypted values do not, so release() "
-    "names it as a contributor and divides by its weight although its update is not in the sum. "
-    "fold should raise RoundError for a decrypted chunk.",
-)
 def test_a_chunk_already_decrypted_takes_no_more_data(keys: KeyPair) -> None:
     pk, _ = keys
     updates = _random_updates(pk, sorted(ABC), 6, np.random.default_rng(8))

@@ -179,16 +179,6 @@ def test_a_member_that_owes_the_open_round_gets_it_even_when_asking_for_a_later_
     assert model is not None and model.header.round == 3 and model.header.weight == 0.25
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/homolr/server/state.py RunState.model_for hands the open round's model to a "
-    "member that has no weight share in it (joined or rejoined after the round was opened, "
-    "e.g. under participation 'quorum'): 'owes' is true for any member not in submitted, and the "
-    "header carries weight=published.weights.get(member, 0.0) = 0.0. The member's local step "
-    "refuses a share outside (0, 1] with ProtocolError and exits, and SubmitUpdate would refuse "
-    "it anyway ('takes no part in round'). A member without a share should wait (None) for a "
-    "round that includes it.",
-)
 def test_a_member_outside_the_open_round_is_not_handed_it() -> None:
     state = _joined("guest", "host")
     state.publish(_published(round_=3, weights={"guest": 0.5, "host": 0.5}), OPEN_SUM)

@@ -144,14 +144,6 @@ def test_separate_federations_and_keys_are_independent(state: Path) -> None:
         assert stored is not None and stored.payload == name.upper().encode() * 64
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/homolr/worker/replay.py ReplayGuard.record writes the document it loaded at "
-    "construction plus its own entry, without re-reading the file: two guards of one member "
-    "(two runs sharing --state-dir, e.g. two federations at once) each erase the other's newer "
-    "mark. A member whose mark was erased makes a second contribution for that round when the "
-    "PS asks again. record should re-read (under a file lock) and merge before writing.",
-)
 def test_interleaved_guards_of_one_member_keep_each_others_marks(state: Path) -> None:
     a = _guard(state, FED, KEY)
     b = _guard(state, OTHER_FED, KEY)
@@ -207,14 +199,6 @@ def test_a_corrupt_state_file_is_a_data_error_naming_the_file(
     assert path.read_text() == text  # never silently reset
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/homolr/worker/replay.py ReplayGuard._load checks only the document's format, "
-    "version and that 'runs' is a dict; a damaged entry (round not a number, keys missing, a "
-    "header that is not UpdateHeader's fields) surfaces later as KeyError/ValueError/TypeError from "
-    "mark, before_round or record (exit status 1 with a traceback) instead of a DataError naming "
-    "the file and the entry.",
-)
 @pytest.mark.parametrize(
     "damage", ["round-not-a-number", "round-missing", "bad-header", "not-an-object"]
 )

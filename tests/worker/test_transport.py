@@ -252,15 +252,6 @@ def test_a_success_resets_the_budget(
     assert clock.now == answered_at + 10.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: src/homolr/worker/transport.py Connection._call measures the budget as "
-    "clock() - _last_answer, and _last_answer is only set by answers, so the member's own work "
-    "between two calls (a long encrypted step) counts as PS silence: the first transient failure "
-    "after more than retry_budget_s of local work raises TransportError with no retry at all. "
-    "The budget should count from the later of the last answer and the start of the failing "
-    "call.",
-)
 def test_a_failure_after_long_local_work_is_still_retried(
     connect: Connect, stub: FakeStub, clock: Clock, fixed_delays: None
 ) -> None:

@@ -214,6 +214,8 @@ class RoundSum:
             target = self._chunks[chunk]
             if member in target.members:
                 return False
+            if target.values is not None:
+                raise RoundError(f"{where}: this chunk's sum is already decrypted")
             if target.sum is None:
                 target.sum = ciphertexts
             else:

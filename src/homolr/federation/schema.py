@@ -570,7 +570,7 @@ def _validation(given: _Table) -> ValidationSection:
             "sha256", f"{sha256!r}: expected 64 hex digits (SHA-256 of the CSV's bytes) or ''"
         )
     raw_bounds = table.raw("bounds")
-    if not isinstance(raw_bounds, list) or raw_bounds and len(raw_bounds) != len(features):
+    if not isinstance(raw_bounds, list) or (raw_bounds and len(raw_bounds) != len(features)):
         raise table.error(
             "bounds",
             f"expected [] or one bound per feature ({len(features)}), got {_describe(raw_bounds)}",

@@ -197,7 +197,13 @@ class RunState:
         published = self.published
         if published is None:
             return None
-        owes = self.round_sum is not None and member_id not in self.submitted
+        if member_id not in published.weights and published.round >= wanted:
+            return None  # it takes no part in this round (joined late under quorum): wait
+        owes = (
+            self.round_sum is not None
+            and member_id in published.weights
+            and member_id not in self.submitted
+        )
         if published.round < wanted and not owes:
             return None
         header = ModelHeader(
@@ -207,7 +213,7 @@ class RunState:
             encrypted=published.encrypted,
             length=published.length,
             frac_bits=published.frac_bits,
-            weight=published.weights.get(member_id, 0.0),
+            weight=published.weights[member_id],
             scaler=None if have_scaler else self.scaler,
         )
         return GlobalModel(header, published.payload)

@@ -19,10 +19,12 @@ functions of the same data and plan, so it learns nothing that the first run did
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -75,24 +77,32 @@ class ReplayGuard:
         )
 
     def record(self, update: Update) -> None:
-        """Store ``update`` as the new mark, durably, before it is sent."""
+        """Store ``update`` as the new mark, durably, before it is sent.
+
+        The state file is re-read under an exclusive lock and merged, so several runs of one
+        member sharing a state directory never erase each other's marks.
+        """
         round_ = update.header.round
-        if round_ <= self.mark:
-            raise RollbackError(
-                f"member '{self.member}' refuses a second contribution for round {round_}"
-            )
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"member-{self.member}.{hashlib.sha256(self._run_key.encode()).hexdigest()[:16]}.bin"
-        _write_atomically(self.directory / name, update.payload)
-        entry = {
-            "round": round_,
-            "header": asdict(update.header),
-            "payload_file": name,
-            "payload_sha256": hashlib.sha256(update.payload).hexdigest(),
-        }
-        document = {**self._document, "runs": {**self._document["runs"], self._run_key: entry}}
-        _write_atomically(self.path, json.dumps(document, sort_keys=True, indent=1).encode())
-        self._document = document
+        with _locked(self.path):
+            self._document = self._load()
+            if round_ <= self.mark:
+                raise RollbackError(
+                    f"member '{self.member}' refuses a second contribution for round {round_}"
+                )
+            digest = hashlib.sha256(self._run_key.encode()).hexdigest()[:16]
+            name = f"member-{self.member}.{digest}.bin"
+            _write_atomically(self.directory / name, update.payload)
+            entry = {
+                "round": round_,
+                "header": asdict(update.header),
+                "payload_file": name,
+                "payload_sha256": hashlib.sha256(update.payload).hexdigest(),
+            }
+            runs = {**self._document["runs"], self._run_key: entry}
+            document = {**self._document, "runs": runs}
+            _write_atomically(self.path, json.dumps(document, sort_keys=True, indent=1).encode())
+            self._document = document
 
     def _stored(self) -> Update | None:
         entry = self._document["runs"].get(self._run_key)
@@ -127,7 +137,44 @@ class ReplayGuard:
             or not isinstance(document.get("runs"), dict)
         ):
             raise DataError(f"{self.path}: not a {FORMAT} v{VERSION} file")
+        for run_key, entry in document["runs"].items():
+            _check_entry(entry, f"{self.path}: entry {run_key!r}")
         return document
+
+
+def _check_entry(entry: object, where: str) -> None:
+    """Raise DataError unless ``entry`` is a well-formed mark (round, header, payload file)."""
+    problem = ""
+    if not isinstance(entry, dict):
+        problem = "is not an object"
+    elif not isinstance(entry.get("round"), int) or isinstance(entry.get("round"), bool):
+        problem = "has no integer 'round'"
+    elif not isinstance(entry.get("payload_file"), str) or not isinstance(
+        entry.get("payload_sha256"), str
+    ):
+        problem = "has no 'payload_file' / 'payload_sha256'"
+    else:
+        header = entry.get("header")
+        names = set(UpdateHeader.__dataclass_fields__)
+        if not isinstance(header, dict) or set(header) != names:
+            problem = f"has a 'header' without exactly the fields {sorted(names)}"
+    if problem:
+        raise DataError(
+            f"{where} {problem}; the file protects this member against replayed rounds, so it is "
+            "not ignored (restore it from a backup)"
+        )
+
+
+@contextlib.contextmanager
+def _locked(state_file: Path) -> Iterator[None]:
+    """An exclusive lock on the state directory (the file is replaced atomically, so the lock is
+    on the directory itself)."""
+    fd = os.open(state_file.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -171,6 +171,9 @@ class Connection:
 
     def _call(self, name: str, call: Callable[[], T]) -> T:
         delays = backoff_delays()
+        # The budget counts PS silence: from the last answer, but never the member's own work
+        # between two calls.
+        silent_since = max(self._last_answer, self._clock())
         while True:
             try:
                 result = call()
@@ -178,7 +181,7 @@ class Connection:
                 code, details = _status(exc)
                 self._raise_unless_retryable(name, code, details)
                 delay = next(delays)
-                used = self._clock() - self._last_answer
+                used = self._clock() - silent_since
                 if used + delay > self._retry_budget_s:
                     raise TransportError(
                         f"{name} to the PS at {self.target} failed: {code.name}: {details}; "
