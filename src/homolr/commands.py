@@ -115,8 +115,6 @@ def build_plan(args: argparse.Namespace) -> TrainingPlan:
         value = getattr(args, name)
         return d[name] if value is None else value
 
-    from homolr.federation import moments_frac_bits
-
     return TrainingPlan(
         mode=mode,  # type: ignore[arg-type]
         iterations=int(pick("iterations")),
@@ -141,7 +139,6 @@ def build_plan(args: argparse.Namespace) -> TrainingPlan:
         seed=args.seed if args.seed is not None else 0,
         key_bits=args.key_bits or 2048,
         standardize=bool(args.standardize),
-        moments_frac_bits=moments_frac_bits(bool(args.standardize)),
     )
 
 

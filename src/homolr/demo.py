@@ -15,13 +15,22 @@ import time
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from homolr.commands import mode_defaults
 from homolr.errors import HomolrError
-from homolr.learning import Dataset, add_bias, demo_split, evaluate, write_csv
+from homolr.learning import (
+    Dataset,
+    LogisticModel,
+    Metrics,
+    demo_split,
+    log_loss,
+    roc_auc,
+    write_csv,
+)
 
 DEV_FLAGS = ("--attestation", "none", "--insecure")
 
@@ -52,12 +61,15 @@ def _wait_port(port_file: Path, ps: subprocess.Popen[str], timeout_s: float = 60
 
 
 def _sklearn_baseline(train: list[Dataset], test: Dataset) -> float:
+    """scikit-learn trained centrally on the members' rows (standardised centrally)."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     X = np.vstack([d.X for d in train])
     y = np.concatenate([d.y for d in train])
-    clf = LogisticRegression(max_iter=5000).fit(X, y)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(X, y)
     return float(clf.score(test.X, test.y))
 
 
@@ -125,6 +137,12 @@ def run_demo(
         console.print(f"[red]a process failed: {codes}; logs in {out}[/]")
         return 1
     _summary(console, out, seconds, [guest_path, host_path], test_path)
+    from homolr.report import write_report
+
+    report = write_report(out)
+    console.print(f"report: {report.html}")
+    for name, path in sorted(report.figures.items()):
+        console.print(f"figure ({name}): {path}")
     return 0
 
 
@@ -169,12 +187,22 @@ def _follow(stream: IO[str] | None, console: Console, total: int) -> None:
                 progress.update(task, completed=int(text.split()[1]) + 1)
 
 
+def _metrics(model: LogisticModel, data: Dataset) -> Metrics:
+    """Test metrics of the model file on raw data (the model applies its own scaler)."""
+    p = model.predict_proba(data.X)[:, 1]
+    return Metrics(
+        accuracy=float(np.mean((p >= 0.5) == data.y)),
+        loss=log_loss(data.y, p),
+        auc=roc_auc(data.y, p),
+    )
+
+
 def _summary(console: Console, out: Path, seconds: float, train: list[Path], test: Path) -> None:
-    from homolr.learning import LogisticModel, load_csv
+    from homolr.learning import load_csv
 
     model = LogisticModel.load(out / "model.json")
-    test_set = load_csv(test)
-    final = evaluate(model.weights, add_bias(test_set.X), test_set.y)
+    test_set = load_csv(test, features=list(model.feature_names_in_))
+    final = _metrics(model, test_set)
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
     baseline = _sklearn_baseline([load_csv(p) for p in train], test_set)
     table = Table(title="homolr demo result")

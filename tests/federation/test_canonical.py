@@ -31,7 +31,7 @@ RECORD = {
     "level": "record",
     "epsilon": 2.0,
     "delta": 1e-5,
-    "clip": 1.0,
+    "clip": 2.5,
     "model_bound": 10.0,
     "min_samples": 200,
 }
@@ -78,7 +78,7 @@ def test_canonical_bytes_are_exactly_the_documented_json(
 def test_privacy_table_in_canonical_form(document: Document) -> None:
     federation = parse(with_changes(document, privacy=RECORD))
     assert (
-        b'"privacy":{"clip":1,"delta":0.00001,"epsilon":2,"level":"record","min_samples":200,'
+        b'"privacy":{"clip":2.5,"delta":0.00001,"epsilon":2,"level":"record","min_samples":200,'
         b'"model_bound":10,"noise_multiplier":null}'
     ) in canonical_bytes(federation)
 

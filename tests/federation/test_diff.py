@@ -17,7 +17,7 @@ RECORD = {
     "level": "record",
     "epsilon": 2.0,
     "delta": 1e-5,
-    "clip": 1.0,
+    "clip": 2.5,
     "model_bound": 10.0,
     "min_samples": 200,
 }
@@ -115,7 +115,7 @@ def test_privacy_absent_present_and_changed(document: Document) -> None:
     (line,) = describe_differences(plain, private)
     assert line == (
         "privacy: absent (no differential privacy) (yours) vs [privacy] {level = 'record', "
-        "epsilon = 2.0, delta = 1e-05, clip = 1.0, noise_multiplier = not set, model_bound = "
+        "epsilon = 2.0, delta = 1e-05, clip = 2.5, noise_multiplier = not set, model_bound = "
         "10.0, min_samples = 200} (PS)"
     )
     assert describe_differences(private, plain)[0].startswith("privacy: [privacy] {level")

@@ -120,7 +120,7 @@ RECORD = {
     "level": "record",
     "epsilon": 2.0,
     "delta": 1e-5,
-    "clip": 1.0,
+    "clip": 2.5,
     "model_bound": 10.0,
     "min_samples": 200,
 }

@@ -152,7 +152,7 @@ EVERY_FIELD = dict(
     min_workers=3,
     expected_workers=4,
     round_timeout_s=7.5,
-    weighting="samples",
+    weighting="equal",
     frac_bits=20,
     value_bits=64,
     headroom_bits=12,
@@ -166,14 +166,13 @@ EVERY_FIELD = dict(
     first_round_timeout_s=99.0,
     key_bits=1024,
     chunk_ciphertexts=17,
-    standardize=True,
     privacy_level="record",
     dp_clip=1.5,
     dp_noise_multiplier=0.8,
     dp_epsilon=2.0,
     dp_delta=1e-6,
     dp_model_bound=4.0,
-    moments_frac_bits=30,
+    dp_min_samples=50,
 )
 
 
@@ -184,8 +183,16 @@ def test_plan_round_trip_keeps_every_v2_field() -> None:
         f.name for f in fields(TrainingPlan) if getattr(plan, f.name) == getattr(default, f.name)
     ]
     # value_bits has one allowed value; record-level privacy needs the default mode (the
-    # aggregate mode's round trip is the test above).
-    assert unchanged == ["mode", "value_bits"]
+    # aggregate mode's round trip is the test above), equal weighting and no standardisation
+    # (the standardising plan's round trip is the test below).
+    assert unchanged == ["mode", "weighting", "value_bits", "standardize", "feature_bounds"]
+    assert serde.plan_from_proto(serde.plan_to_proto(plan)) == plan
+
+
+def test_standardising_plan_round_trip_keeps_the_bounds() -> None:
+    plan = TrainingPlan(
+        n_features=3, standardize=True, feature_bounds=(4096.0, 0.5, 1e-3)
+    ).validate()
     assert serde.plan_from_proto(serde.plan_to_proto(plan)) == plan
 
 

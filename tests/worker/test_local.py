@@ -104,12 +104,16 @@ def test_aggregate_step_matches_sgd_epochs_from_the_library() -> None:
 
 
 def test_moments_update_decrypts_to_rows_sums_and_sums_of_squares() -> None:
-    plan = _plan(standardize=True, moments_frac_bits=30)
+    bounds = tuple(float(b) for b in 2 * np.max(np.abs(DATA.X), axis=0))
+    plan = _plan(standardize=True, feature_bounds=bounds, expected_workers=2)
     got = SK.decrypt_packed(moments_update(DATA, plan, PK))
-    X = DATA.X
-    expected = np.concatenate([[25.0], X.sum(axis=0), (X * X).sum(axis=0)])
+    scaled = DATA.X * np.ldexp(1.0, -np.asarray(plan.moments_plan.exponents))  # exact pre-scaling
+    expected = np.concatenate([[25.0], scaled.sum(axis=0), (scaled * scaled).sum(axis=0)])
     assert got.shape == (plan.moments_length,)
     np.testing.assert_allclose(got, expected, atol=1e-7)
+    scaler = plan.moments_plan.scaler(got, contributions=1)
+    np.testing.assert_allclose(scaler.mean, DATA.X.mean(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(scaler.scale, DATA.X.std(axis=0), rtol=1e-6)
 
 
 def test_encrypted_step_refuses_a_plaintext_or_misshapen_model() -> None:

@@ -23,6 +23,7 @@ The key holder also re-encrypts the global model the PS sends back (fresh random
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from numpy.typing import NDArray
 from homolr.crypto import EncryptedVector, PackingSpec, PrivateKey, PublicKey, unpack_ints
 from homolr.crypto.encoding import fixed_to_float
 from homolr.errors import EncodingOverflowError, PolicyError, ProtocolError, RoundError
+from homolr.privacy import ByteSource, keyed_source
 from homolr.protocol.messages import MIN_WORKERS_FLOOR, Participation
 
 FloatArray = NDArray[np.float64]
@@ -364,6 +366,18 @@ class KeyHolder:
     def resume_after(self, round_: int) -> None:
         """A resumed run continues after ``round_``: never open a round at or below it again."""
         self._last_round = max(self._last_round, round_)
+
+    def noise_source(self, round_: int, step: int, members: frozenset[str]) -> ByteSource:
+        """The differential-privacy noise of one release: keyed by a secret derived from the
+        private key (so only the enclave knows it) and labelled by round, step and members (so a
+        replayed round with the same members gets the same noise; see :func:`keyed_source`)."""
+        secret = hashlib.sha256(
+            b"homolr/dp-noise-key/v1\x00"
+            + int(self._private_key.p).to_bytes(512, "big")
+            + int(self._private_key.q).to_bytes(512, "big")
+        ).digest()
+        label = f"round={round_};step={step};members={','.join(sorted(members))}".encode()
+        return keyed_source(secret, label)
 
     def encrypt_model(self, weights: FloatArray, frac_bits: int) -> EncryptedVector:
         """Encrypt the global model with fresh randomness at scale ``frac_bits``."""

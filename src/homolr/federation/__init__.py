@@ -36,12 +36,7 @@ from homolr.federation.certificates import (
 from homolr.federation.diff import describe_differences
 from homolr.federation.jcs import canonicalize
 from homolr.federation.loading import load_federation, parse_federation
-from homolr.federation.plan import (
-    MOMENTS_FRAC_BITS,
-    moments_frac_bits,
-    override_plan,
-    plan_from_federation,
-)
+from homolr.federation.plan import override_plan, plan_from_federation
 from homolr.federation.schema import (
     FEDERATION_VERSION,
     SCHEMA,
@@ -63,7 +58,6 @@ __all__ = [
     "MAX_FEDERATION_BYTES",
     "MEMBER_ID_PATTERN",
     "MEMBER_URI_PREFIX",
-    "MOMENTS_FRAC_BITS",
     "SCHEMA",
     "TEMPLATE",
     "DeadlinesSection",
@@ -82,7 +76,6 @@ __all__ = [
     "federation_hash_hex",
     "federation_member_snippet",
     "load_federation",
-    "moments_frac_bits",
     "normalize_fingerprint",
     "override_plan",
     "parse_federation",

@@ -15,10 +15,6 @@ from homolr.errors import ConfigError
 from homolr.federation.schema import Federation, federation_from_document
 from homolr.protocol.messages import TrainingPlan
 
-#: Fractional bits of the moments round (row count, sums and sums of squares); see
-#: :func:`homolr.learning.moments_fixed_point` for the bound they keep.
-MOMENTS_FRAC_BITS = 16
-
 #: ``homolr ps`` option -> (federation section, key) for development overrides.
 OVERRIDES: Mapping[str, tuple[str, str]] = {
     "mode": ("plan", "mode"),
@@ -41,11 +37,6 @@ OVERRIDES: Mapping[str, tuple[str, str]] = {
     "participation": ("participation", "policy"),
     "min_workers": ("participation", "min_workers"),
 }
-
-
-def moments_frac_bits(standardize: bool) -> int:
-    """The moments round's scale (0 when there is no moments round)."""
-    return MOMENTS_FRAC_BITS if standardize else 0
 
 
 def plan_from_federation(federation: Federation) -> TrainingPlan:
@@ -77,7 +68,7 @@ def plan_from_federation(federation: Federation) -> TrainingPlan:
         participation=participation.policy,
         key_bits=plan.key_bits,
         standardize=plan.standardize,
-        moments_frac_bits=moments_frac_bits(plan.standardize),
+        feature_bounds=federation.validation.bounds if plan.standardize else (),
         **_privacy_settings(federation),
     ).validate()
 
@@ -86,11 +77,6 @@ def _privacy_settings(federation: Federation) -> dict[str, Any]:
     privacy = federation.privacy
     if privacy is None:
         return {}
-    if federation.plan.standardize:
-        raise ConfigError(
-            "plan.standardize with [privacy]: the moments round would release feature sums "
-            "without noise, outside the privacy budget; standardise beforehand or drop one of them"
-        )
     from homolr.privacy import calibrate_noise_multiplier
 
     multiplier = privacy.noise_multiplier
@@ -106,6 +92,7 @@ def _privacy_settings(federation: Federation) -> dict[str, Any]:
         "dp_epsilon": privacy.epsilon or 0.0,
         "dp_delta": privacy.delta,
         "dp_model_bound": privacy.model_bound or 0.0,
+        "dp_min_samples": privacy.min_samples or 0,
     }
 
 
@@ -131,10 +118,4 @@ def override_plan(federation: Federation, values: Mapping[str, object]) -> Feder
     return federation_from_document(document, "the federation file with command-line overrides")
 
 
-__all__ = [
-    "MOMENTS_FRAC_BITS",
-    "OVERRIDES",
-    "moments_frac_bits",
-    "override_plan",
-    "plan_from_federation",
-]
+__all__ = ["OVERRIDES", "override_plan", "plan_from_federation"]

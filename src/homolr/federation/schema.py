@@ -616,6 +616,12 @@ def _privacy(table: _Table) -> PrivacySection:
         )
     delta = table.real("delta", lambda value: 0 < value < 1, "0 < delta < 1")
     clip = table.real("clip", lambda value: value > 0, "finite and > 0")
+    if level == "record" and clip <= 1:
+        raise table.error(
+            "clip",
+            f"{clip!r}: at level 'record' clip bounds ||[1, x]|| of a row with its bias entry 1, "
+            "so it must be > 1",
+        )
     model_bound = optional_positive("model_bound")
     if level == "record" and model_bound is None:
         raise table.error(

@@ -411,7 +411,7 @@ def _privacy_keys() -> list[_Key]:
         _Key("delta", 1e-5, "Target delta, 0 < delta < 1. Required."),
         _Key(
             "clip",
-            1.0,
+            2.5,
             'Clipping bound, finite and > 0. Required. Level "member": largest L2 norm of a '
             'member\'s model update; level "record": largest L2 norm of a data row.',
         ),

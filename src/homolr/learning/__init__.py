@@ -20,6 +20,7 @@ from homolr.learning.data import (
     demo_split,
     load_csv,
     load_unlabelled_csv,
+    select_features,
     write_csv,
 )
 from homolr.learning.metrics import (
@@ -114,6 +115,7 @@ __all__ = [
     "replay_reference",
     "roc_auc",
     "scaler_warnings",
+    "select_features",
     "sgd_epochs",
     "sigmoid",
     "sufficient_stats",

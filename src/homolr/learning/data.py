@@ -31,7 +31,7 @@ import operator
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -270,6 +270,26 @@ def _mismatch(path: str, expected: Sequence[str], missing: list[str], extra: lis
         f"{_where(path, 1)} the header's feature columns do not match the {len(expected)} "
         f"expected features ({'; '.join(parts)}){hint}"
     )
+
+
+def select_features(dataset: Dataset, names: Sequence[str]) -> Dataset:
+    """``dataset`` with its feature columns matched by name to ``names`` (in that order).
+
+    Raises
+    ------
+    DataError
+        Naming the file and listing the missing and unexpected columns when the names differ.
+    """
+    names = tuple(names)
+    if dataset.feature_names == names:
+        return dataset
+    have = {name: j for j, name in enumerate(dataset.feature_names)}
+    missing = [n for n in names if n not in have]
+    extra = [n for n in dataset.feature_names if n not in set(names)]
+    if missing or extra:
+        raise DataError(_mismatch(dataset.source, names, missing, extra))
+    order = [have[n] for n in names]
+    return replace(dataset, X=dataset.X[:, order], feature_names=names)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ What we do about it
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import os
 from collections.abc import Callable
@@ -222,6 +223,20 @@ def add_noise_on_grid(
     return snap_to_grid(x + gaussian_noise(x.shape, sigma, source=source), frac_bits)
 
 
+def keyed_source(secret: bytes, label: bytes) -> ByteSource:
+    """The noise bytes of one release, from a secret only the enclave holds.
+
+    ``SHAKE-256(HMAC-SHA256(secret, label) || counter)``: a keyed generator, as unpredictable as
+    ``os.urandom`` to anyone without ``secret``. Deterministic on purpose: the key holder labels a
+    release by its round, step and members, so a host that rolls the enclave back and replays a
+    round with the same members gets the same noise again and cannot average it away; any other
+    set of members gets independent noise.
+    """
+    if len(secret) < 32:
+        raise ValueError("the noise secret must have at least 32 bytes")
+    return deterministic_source(hmac.new(secret, label, hashlib.sha256).digest())
+
+
 def deterministic_source(seed: bytes) -> ByteSource:
     """A reproducible byte stream (SHAKE-256 of ``seed`` and a call counter): tests and simulations.
 
@@ -244,6 +259,7 @@ __all__ = [
     "add_noise_on_grid",
     "deterministic_source",
     "gaussian_noise",
+    "keyed_source",
     "open_uniforms",
     "snap_to_grid",
     "standard_normal",

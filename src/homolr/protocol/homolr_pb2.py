@@ -24,49 +24,49 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16homolr/v2/homolr.proto\x12\thomolr.v2\"\x90\x06\n\x0cTrainingPlan\x12\x1d\n\x04mode\x18\x01 \x01(\x0e\x32\x0f.homolr.v2.Mode\x12\x12\n\niterations\x18\x02 \x01(\r\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\x12\x10\n\x08schedule\x18\x04 \x01(\t\x12\r\n\x05\x61lpha\x18\x05 \x01(\x01\x12\x13\n\x0binit_weight\x18\x06 \x01(\x01\x12\x12\n\neval_every\x18\x07 \x01(\r\x12\x13\n\x0bmin_workers\x18\x08 \x01(\r\x12\x18\n\x10\x65xpected_workers\x18\t \x01(\r\x12\x17\n\x0fround_timeout_s\x18\n \x01(\x01\x12\'\n\tweighting\x18\x0b \x01(\x0e\x32\x14.homolr.v2.Weighting\x12\x11\n\tfrac_bits\x18\x0c \x01(\r\x12\x12\n\nvalue_bits\x18\r \x01(\r\x12\x15\n\rheadroom_bits\x18\x0e \x01(\r\x12\x12\n\nbatch_size\x18\x0f \x01(\r\x12\x14\n\x0clocal_epochs\x18\x10 \x01(\r\x12\x11\n\ttolerance\x18\x11 \x01(\x01\x12\x12\n\nn_features\x18\x12 \x01(\r\x12\x15\n\rfeature_names\x18\x13 \x03(\t\x12\x0c\n\x04seed\x18\x14 \x01(\x04\x12/\n\rparticipation\x18\x15 \x01(\x0e\x32\x18.homolr.v2.Participation\x12\x1d\n\x15\x66irst_round_timeout_s\x18\x16 \x01(\x01\x12\x10\n\x08key_bits\x18\x17 \x01(\r\x12\x19\n\x11\x63hunk_ciphertexts\x18\x18 \x01(\r\x12\x13\n\x0bstandardize\x18\x19 \x01(\x08\x12.\n\rprivacy_level\x18\x1a \x01(\x0e\x32\x17.homolr.v2.PrivacyLevel\x12\x0f\n\x07\x64p_clip\x18\x1b \x01(\x01\x12\x1b\n\x13\x64p_noise_multiplier\x18\x1c \x01(\x01\x12\x12\n\ndp_epsilon\x18\x1d \x01(\x01\x12\x10\n\x08\x64p_delta\x18\x1e \x01(\x01\x12\x16\n\x0e\x64p_model_bound\x18\x1f \x01(\x01\x12\x19\n\x11moments_frac_bits\x18  \x01(\r\"\x13\n\x11ServerInfoRequest\"\xc7\x01\n\nServerInfo\x12\x18\n\x10protocol_version\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12%\n\x04plan\x18\x04 \x01(\x0b\x32\x17.homolr.v2.TrainingPlan\x12\x18\n\x10\x61ttestation_type\x18\x05 \x01(\t\x12\r\n\x05quote\x18\x06 \x01(\x0c\x12\x17\n\x0ftls_certificate\x18\x07 \x01(\x0c\x12\x12\n\nfederation\x18\x08 \x01(\x0c\"q\n\x0bJoinRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\nn_features\x18\x03 \x01(\r\x12\x11\n\tn_samples\x18\x04 \x01(\x04\x12\x18\n\x10protocol_version\x18\x05 \x01(\t\"\x1a\n\tJoinReply\x12\r\n\x05round\x18\x01 \x01(\r\"U\n\x0cModelRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12\x13\n\x0bhave_scaler\x18\x04 \x01(\x08\"%\n\x06Scaler\x12\x0c\n\x04mean\x18\x01 \x03(\x01\x12\r\n\x05scale\x18\x02 \x03(\x01\"\xa6\x02\n\x0bModelHeader\x12\r\n\x05round\x18\x01 \x01(\r\x12\x10\n\x08\x66inished\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x11\n\tencrypted\x18\x04 \x01(\x08\x12\x0e\n\x06length\x18\x05 \x01(\r\x12\x11\n\tfrac_bits\x18\x06 \x01(\r\x12\x15\n\rpayload_bytes\x18\x07 \x01(\x04\x12\x0f\n\x07pending\x18\x08 \x01(\x08\x12\x0c\n\x04step\x18\t \x01(\r\x12\"\n\x04kind\x18\n \x01(\x0e\x32\x14.homolr.v2.RoundKind\x12\x0e\n\x06weight\x18\x0b \x01(\x01\x12!\n\x06scaler\x18\x0c \x01(\x0b\x32\x11.homolr.v2.Scaler\x12#\n\x07outcome\x18\r \x01(\x0e\x32\x12.homolr.v2.Outcome\"N\n\nModelChunk\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.homolr.v2.ModelHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xbc\x01\n\x0cUpdateHeader\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12\x0e\n\x06length\x18\x04 \x01(\r\x12\x11\n\tfrac_bits\x18\x05 \x01(\r\x12\x12\n\nvalue_bits\x18\x06 \x01(\r\x12\x15\n\rheadroom_bits\x18\x07 \x01(\r\x12\x15\n\rn_ciphertexts\x18\x08 \x01(\r\x12\x15\n\rpayload_bytes\x18\t \x01(\x04\"P\n\x0bUpdateChunk\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.homolr.v2.UpdateHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\".\n\x0bSubmitReply\x12\r\n\x05round\x18\x01 \x01(\r\x12\x10\n\x08received\x18\x02 \x01(\r*D\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eMODE_ENCRYPTED\x10\x01\x12\x12\n\x0eMODE_AGGREGATE\x10\x02*R\n\tWeighting\x12\x19\n\x15WEIGHTING_UNSPECIFIED\x10\x00\x12\x13\n\x0fWEIGHTING_EQUAL\x10\x01\x12\x15\n\x11WEIGHTING_SAMPLES\x10\x02*_\n\rParticipation\x12\x1d\n\x19PARTICIPATION_UNSPECIFIED\x10\x00\x12\x15\n\x11PARTICIPATION_ALL\x10\x01\x12\x18\n\x14PARTICIPATION_QUORUM\x10\x02*Z\n\x0cPrivacyLevel\x12\x16\n\x12PRIVACY_LEVEL_NONE\x10\x00\x12\x18\n\x14PRIVACY_LEVEL_MEMBER\x10\x01\x12\x18\n\x14PRIVACY_LEVEL_RECORD\x10\x02*U\n\tRoundKind\x12\x1a\n\x16ROUND_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10ROUND_KIND_TRAIN\x10\x01\x12\x16\n\x12ROUND_KIND_MOMENTS\x10\x02*v\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_COMPLETED\x10\x01\x12\x12\n\x0eOUTCOME_PAUSED\x10\x02\x12\x13\n\x0fOUTCOME_STOPPED\x10\x03\x12\x12\n\x0eOUTCOME_FAILED\x10\x04\x32\x8d\x02\n\x0fParameterServer\x12\x44\n\rGetServerInfo\x12\x1c.homolr.v2.ServerInfoRequest\x1a\x15.homolr.v2.ServerInfo\x12\x34\n\x04Join\x12\x16.homolr.v2.JoinRequest\x1a\x14.homolr.v2.JoinReply\x12<\n\x08GetModel\x12\x17.homolr.v2.ModelRequest\x1a\x15.homolr.v2.ModelChunk0\x01\x12@\n\x0cSubmitUpdate\x12\x16.homolr.v2.UpdateChunk\x1a\x16.homolr.v2.SubmitReply(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16homolr/v2/homolr.proto\x12\thomolr.v2\"\xab\x06\n\x0cTrainingPlan\x12\x1d\n\x04mode\x18\x01 \x01(\x0e\x32\x0f.homolr.v2.Mode\x12\x12\n\niterations\x18\x02 \x01(\r\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\x12\x10\n\x08schedule\x18\x04 \x01(\t\x12\r\n\x05\x61lpha\x18\x05 \x01(\x01\x12\x13\n\x0binit_weight\x18\x06 \x01(\x01\x12\x12\n\neval_every\x18\x07 \x01(\r\x12\x13\n\x0bmin_workers\x18\x08 \x01(\r\x12\x18\n\x10\x65xpected_workers\x18\t \x01(\r\x12\x17\n\x0fround_timeout_s\x18\n \x01(\x01\x12\'\n\tweighting\x18\x0b \x01(\x0e\x32\x14.homolr.v2.Weighting\x12\x11\n\tfrac_bits\x18\x0c \x01(\r\x12\x12\n\nvalue_bits\x18\r \x01(\r\x12\x15\n\rheadroom_bits\x18\x0e \x01(\r\x12\x12\n\nbatch_size\x18\x0f \x01(\r\x12\x14\n\x0clocal_epochs\x18\x10 \x01(\r\x12\x11\n\ttolerance\x18\x11 \x01(\x01\x12\x12\n\nn_features\x18\x12 \x01(\r\x12\x15\n\rfeature_names\x18\x13 \x03(\t\x12\x0c\n\x04seed\x18\x14 \x01(\x04\x12/\n\rparticipation\x18\x15 \x01(\x0e\x32\x18.homolr.v2.Participation\x12\x1d\n\x15\x66irst_round_timeout_s\x18\x16 \x01(\x01\x12\x10\n\x08key_bits\x18\x17 \x01(\r\x12\x19\n\x11\x63hunk_ciphertexts\x18\x18 \x01(\r\x12\x13\n\x0bstandardize\x18\x19 \x01(\x08\x12.\n\rprivacy_level\x18\x1a \x01(\x0e\x32\x17.homolr.v2.PrivacyLevel\x12\x0f\n\x07\x64p_clip\x18\x1b \x01(\x01\x12\x1b\n\x13\x64p_noise_multiplier\x18\x1c \x01(\x01\x12\x12\n\ndp_epsilon\x18\x1d \x01(\x01\x12\x10\n\x08\x64p_delta\x18\x1e \x01(\x01\x12\x16\n\x0e\x64p_model_bound\x18\x1f \x01(\x01\x12\x16\n\x0e\x66\x65\x61ture_bounds\x18! \x03(\x01\x12\x16\n\x0e\x64p_min_samples\x18\" \x01(\rJ\x04\x08 \x10!\"\x13\n\x11ServerInfoRequest\"\xc7\x01\n\nServerInfo\x12\x18\n\x10protocol_version\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12%\n\x04plan\x18\x04 \x01(\x0b\x32\x17.homolr.v2.TrainingPlan\x12\x18\n\x10\x61ttestation_type\x18\x05 \x01(\t\x12\r\n\x05quote\x18\x06 \x01(\x0c\x12\x17\n\x0ftls_certificate\x18\x07 \x01(\x0c\x12\x12\n\nfederation\x18\x08 \x01(\x0c\"q\n\x0bJoinRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x12\n\nn_features\x18\x03 \x01(\r\x12\x11\n\tn_samples\x18\x04 \x01(\x04\x12\x18\n\x10protocol_version\x18\x05 \x01(\t\"\x1a\n\tJoinReply\x12\r\n\x05round\x18\x01 \x01(\r\"U\n\x0cModelRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12\x13\n\x0bhave_scaler\x18\x04 \x01(\x08\"%\n\x06Scaler\x12\x0c\n\x04mean\x18\x01 \x03(\x01\x12\r\n\x05scale\x18\x02 \x03(\x01\"\xa6\x02\n\x0bModelHeader\x12\r\n\x05round\x18\x01 \x01(\r\x12\x10\n\x08\x66inished\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x11\n\tencrypted\x18\x04 \x01(\x08\x12\x0e\n\x06length\x18\x05 \x01(\r\x12\x11\n\tfrac_bits\x18\x06 \x01(\r\x12\x15\n\rpayload_bytes\x18\x07 \x01(\x04\x12\x0f\n\x07pending\x18\x08 \x01(\x08\x12\x0c\n\x04step\x18\t \x01(\r\x12\"\n\x04kind\x18\n \x01(\x0e\x32\x14.homolr.v2.RoundKind\x12\x0e\n\x06weight\x18\x0b \x01(\x01\x12!\n\x06scaler\x18\x0c \x01(\x0b\x32\x11.homolr.v2.Scaler\x12#\n\x07outcome\x18\r \x01(\x0e\x32\x12.homolr.v2.Outcome\"N\n\nModelChunk\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.homolr.v2.ModelHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xbc\x01\n\x0cUpdateHeader\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12\x0e\n\x06length\x18\x04 \x01(\r\x12\x11\n\tfrac_bits\x18\x05 \x01(\r\x12\x12\n\nvalue_bits\x18\x06 \x01(\r\x12\x15\n\rheadroom_bits\x18\x07 \x01(\r\x12\x15\n\rn_ciphertexts\x18\x08 \x01(\r\x12\x15\n\rpayload_bytes\x18\t \x01(\x04\"P\n\x0bUpdateChunk\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.homolr.v2.UpdateHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\".\n\x0bSubmitReply\x12\r\n\x05round\x18\x01 \x01(\r\x12\x10\n\x08received\x18\x02 \x01(\r*D\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eMODE_ENCRYPTED\x10\x01\x12\x12\n\x0eMODE_AGGREGATE\x10\x02*R\n\tWeighting\x12\x19\n\x15WEIGHTING_UNSPECIFIED\x10\x00\x12\x13\n\x0fWEIGHTING_EQUAL\x10\x01\x12\x15\n\x11WEIGHTING_SAMPLES\x10\x02*_\n\rParticipation\x12\x1d\n\x19PARTICIPATION_UNSPECIFIED\x10\x00\x12\x15\n\x11PARTICIPATION_ALL\x10\x01\x12\x18\n\x14PARTICIPATION_QUORUM\x10\x02*Z\n\x0cPrivacyLevel\x12\x16\n\x12PRIVACY_LEVEL_NONE\x10\x00\x12\x18\n\x14PRIVACY_LEVEL_MEMBER\x10\x01\x12\x18\n\x14PRIVACY_LEVEL_RECORD\x10\x02*U\n\tRoundKind\x12\x1a\n\x16ROUND_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10ROUND_KIND_TRAIN\x10\x01\x12\x16\n\x12ROUND_KIND_MOMENTS\x10\x02*v\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_COMPLETED\x10\x01\x12\x12\n\x0eOUTCOME_PAUSED\x10\x02\x12\x13\n\x0fOUTCOME_STOPPED\x10\x03\x12\x12\n\x0eOUTCOME_FAILED\x10\x04\x32\x8d\x02\n\x0fParameterServer\x12\x44\n\rGetServerInfo\x12\x1c.homolr.v2.ServerInfoRequest\x1a\x15.homolr.v2.ServerInfo\x12\x34\n\x04Join\x12\x16.homolr.v2.JoinRequest\x1a\x14.homolr.v2.JoinReply\x12<\n\x08GetModel\x12\x17.homolr.v2.ModelRequest\x1a\x15.homolr.v2.ModelChunk0\x01\x12@\n\x0cSubmitUpdate\x12\x16.homolr.v2.UpdateChunk\x1a\x16.homolr.v2.SubmitReply(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'homolr.v2.homolr_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODE']._serialized_start=2014
-  _globals['_MODE']._serialized_end=2082
-  _globals['_WEIGHTING']._serialized_start=2084
-  _globals['_WEIGHTING']._serialized_end=2166
-  _globals['_PARTICIPATION']._serialized_start=2168
-  _globals['_PARTICIPATION']._serialized_end=2263
-  _globals['_PRIVACYLEVEL']._serialized_start=2265
-  _globals['_PRIVACYLEVEL']._serialized_end=2355
-  _globals['_ROUNDKIND']._serialized_start=2357
-  _globals['_ROUNDKIND']._serialized_end=2442
-  _globals['_OUTCOME']._serialized_start=2444
-  _globals['_OUTCOME']._serialized_end=2562
+  _globals['_MODE']._serialized_start=2041
+  _globals['_MODE']._serialized_end=2109
+  _globals['_WEIGHTING']._serialized_start=2111
+  _globals['_WEIGHTING']._serialized_end=2193
+  _globals['_PARTICIPATION']._serialized_start=2195
+  _globals['_PARTICIPATION']._serialized_end=2290
+  _globals['_PRIVACYLEVEL']._serialized_start=2292
+  _globals['_PRIVACYLEVEL']._serialized_end=2382
+  _globals['_ROUNDKIND']._serialized_start=2384
+  _globals['_ROUNDKIND']._serialized_end=2469
+  _globals['_OUTCOME']._serialized_start=2471
+  _globals['_OUTCOME']._serialized_end=2589
   _globals['_TRAININGPLAN']._serialized_start=38
-  _globals['_TRAININGPLAN']._serialized_end=822
-  _globals['_SERVERINFOREQUEST']._serialized_start=824
-  _globals['_SERVERINFOREQUEST']._serialized_end=843
-  _globals['_SERVERINFO']._serialized_start=846
-  _globals['_SERVERINFO']._serialized_end=1045
-  _globals['_JOINREQUEST']._serialized_start=1047
-  _globals['_JOINREQUEST']._serialized_end=1160
-  _globals['_JOINREPLY']._serialized_start=1162
-  _globals['_JOINREPLY']._serialized_end=1188
-  _globals['_MODELREQUEST']._serialized_start=1190
-  _globals['_MODELREQUEST']._serialized_end=1275
-  _globals['_SCALER']._serialized_start=1277
-  _globals['_SCALER']._serialized_end=1314
-  _globals['_MODELHEADER']._serialized_start=1317
-  _globals['_MODELHEADER']._serialized_end=1611
-  _globals['_MODELCHUNK']._serialized_start=1613
-  _globals['_MODELCHUNK']._serialized_end=1691
-  _globals['_UPDATEHEADER']._serialized_start=1694
-  _globals['_UPDATEHEADER']._serialized_end=1882
-  _globals['_UPDATECHUNK']._serialized_start=1884
-  _globals['_UPDATECHUNK']._serialized_end=1964
-  _globals['_SUBMITREPLY']._serialized_start=1966
-  _globals['_SUBMITREPLY']._serialized_end=2012
-  _globals['_PARAMETERSERVER']._serialized_start=2565
-  _globals['_PARAMETERSERVER']._serialized_end=2834
+  _globals['_TRAININGPLAN']._serialized_end=849
+  _globals['_SERVERINFOREQUEST']._serialized_start=851
+  _globals['_SERVERINFOREQUEST']._serialized_end=870
+  _globals['_SERVERINFO']._serialized_start=873
+  _globals['_SERVERINFO']._serialized_end=1072
+  _globals['_JOINREQUEST']._serialized_start=1074
+  _globals['_JOINREQUEST']._serialized_end=1187
+  _globals['_JOINREPLY']._serialized_start=1189
+  _globals['_JOINREPLY']._serialized_end=1215
+  _globals['_MODELREQUEST']._serialized_start=1217
+  _globals['_MODELREQUEST']._serialized_end=1302
+  _globals['_SCALER']._serialized_start=1304
+  _globals['_SCALER']._serialized_end=1341
+  _globals['_MODELHEADER']._serialized_start=1344
+  _globals['_MODELHEADER']._serialized_end=1638
+  _globals['_MODELCHUNK']._serialized_start=1640
+  _globals['_MODELCHUNK']._serialized_end=1718
+  _globals['_UPDATEHEADER']._serialized_start=1721
+  _globals['_UPDATEHEADER']._serialized_end=1909
+  _globals['_UPDATECHUNK']._serialized_start=1911
+  _globals['_UPDATECHUNK']._serialized_end=1991
+  _globals['_SUBMITREPLY']._serialized_start=1993
+  _globals['_SUBMITREPLY']._serialized_end=2039
+  _globals['_PARAMETERSERVER']._serialized_start=2592
+  _globals['_PARAMETERSERVER']._serialized_end=2861
 # @@protoc_insertion_point(module_scope)

@@ -66,7 +66,7 @@ OUTCOME_STOPPED: Outcome
 OUTCOME_FAILED: Outcome
 
 class TrainingPlan(_message.Message):
-    __slots__ = ("mode", "iterations", "learning_rate", "schedule", "alpha", "init_weight", "eval_every", "min_workers", "expected_workers", "round_timeout_s", "weighting", "frac_bits", "value_bits", "headroom_bits", "batch_size", "local_epochs", "tolerance", "n_features", "feature_names", "seed", "participation", "first_round_timeout_s", "key_bits", "chunk_ciphertexts", "standardize", "privacy_level", "dp_clip", "dp_noise_multiplier", "dp_epsilon", "dp_delta", "dp_model_bound", "moments_frac_bits")
+    __slots__ = ("mode", "iterations", "learning_rate", "schedule", "alpha", "init_weight", "eval_every", "min_workers", "expected_workers", "round_timeout_s", "weighting", "frac_bits", "value_bits", "headroom_bits", "batch_size", "local_epochs", "tolerance", "n_features", "feature_names", "seed", "participation", "first_round_timeout_s", "key_bits", "chunk_ciphertexts", "standardize", "privacy_level", "dp_clip", "dp_noise_multiplier", "dp_epsilon", "dp_delta", "dp_model_bound", "feature_bounds", "dp_min_samples")
     MODE_FIELD_NUMBER: _ClassVar[int]
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -98,7 +98,8 @@ class TrainingPlan(_message.Message):
     DP_EPSILON_FIELD_NUMBER: _ClassVar[int]
     DP_DELTA_FIELD_NUMBER: _ClassVar[int]
     DP_MODEL_BOUND_FIELD_NUMBER: _ClassVar[int]
-    MOMENTS_FRAC_BITS_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    DP_MIN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     mode: Mode
     iterations: int
     learning_rate: float
@@ -130,8 +131,9 @@ class TrainingPlan(_message.Message):
     dp_epsilon: float
     dp_delta: float
     dp_model_bound: float
-    moments_frac_bits: int
-    def __init__(self, mode: _Optional[_Union[Mode, str]] = ..., iterations: _Optional[int] = ..., learning_rate: _Optional[float] = ..., schedule: _Optional[str] = ..., alpha: _Optional[float] = ..., init_weight: _Optional[float] = ..., eval_every: _Optional[int] = ..., min_workers: _Optional[int] = ..., expected_workers: _Optional[int] = ..., round_timeout_s: _Optional[float] = ..., weighting: _Optional[_Union[Weighting, str]] = ..., frac_bits: _Optional[int] = ..., value_bits: _Optional[int] = ..., headroom_bits: _Optional[int] = ..., batch_size: _Optional[int] = ..., local_epochs: _Optional[int] = ..., tolerance: _Optional[float] = ..., n_features: _Optional[int] = ..., feature_names: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., participation: _Optional[_Union[Participation, str]] = ..., first_round_timeout_s: _Optional[float] = ..., key_bits: _Optional[int] = ..., chunk_ciphertexts: _Optional[int] = ..., standardize: _Optional[bool] = ..., privacy_level: _Optional[_Union[PrivacyLevel, str]] = ..., dp_clip: _Optional[float] = ..., dp_noise_multiplier: _Optional[float] = ..., dp_epsilon: _Optional[float] = ..., dp_delta: _Optional[float] = ..., dp_model_bound: _Optional[float] = ..., moments_frac_bits: _Optional[int] = ...) -> None: ...
+    feature_bounds: _containers.RepeatedScalarFieldContainer[float]
+    dp_min_samples: int
+    def __init__(self, mode: _Optional[_Union[Mode, str]] = ..., iterations: _Optional[int] = ..., learning_rate: _Optional[float] = ..., schedule: _Optional[str] = ..., alpha: _Optional[float] = ..., init_weight: _Optional[float] = ..., eval_every: _Optional[int] = ..., min_workers: _Optional[int] = ..., expected_workers: _Optional[int] = ..., round_timeout_s: _Optional[float] = ..., weighting: _Optional[_Union[Weighting, str]] = ..., frac_bits: _Optional[int] = ..., value_bits: _Optional[int] = ..., headroom_bits: _Optional[int] = ..., batch_size: _Optional[int] = ..., local_epochs: _Optional[int] = ..., tolerance: _Optional[float] = ..., n_features: _Optional[int] = ..., feature_names: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., participation: _Optional[_Union[Participation, str]] = ..., first_round_timeout_s: _Optional[float] = ..., key_bits: _Optional[int] = ..., chunk_ciphertexts: _Optional[int] = ..., standardize: _Optional[bool] = ..., privacy_level: _Optional[_Union[PrivacyLevel, str]] = ..., dp_clip: _Optional[float] = ..., dp_noise_multiplier: _Optional[float] = ..., dp_epsilon: _Optional[float] = ..., dp_delta: _Optional[float] = ..., dp_model_bound: _Optional[float] = ..., feature_bounds: _Optional[_Iterable[float]] = ..., dp_min_samples: _Optional[int] = ...) -> None: ...
 
 class ServerInfoRequest(_message.Message):
     __slots__ = ()

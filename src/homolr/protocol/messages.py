@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from homolr.errors import ConfigError
+from homolr.learning.scaling import MomentsFixedPoint, moments_fixed_point
 from homolr.learning.steps import SCHEDULES
 
 PROTOCOL_VERSION = "homolr.v2"
@@ -74,7 +75,8 @@ class TrainingPlan:
     dp_epsilon: float = 0.0
     dp_delta: float = 0.0
     dp_model_bound: float = 0.0
-    moments_frac_bits: int = 0
+    feature_bounds: tuple[float, ...] = ()
+    dp_min_samples: int = 0
 
     @property
     def n_weights(self) -> int:
@@ -95,6 +97,15 @@ class TrainingPlan:
     def moments_length(self) -> int:
         """Values of one moments-round upload: row count, d sums, d sums of squares."""
         return 1 + 2 * self.n_features
+
+    @property
+    def moments_plan(self) -> MomentsFixedPoint:
+        """How the moments round encodes its values (pre-scaling by the feature bounds and the
+        fixed-point scale that keeps a sum of up to ``expected_workers`` members of up to
+        :data:`MAX_SAMPLES` rows in a 64-bit slot)."""
+        return moments_fixed_point(
+            MAX_SAMPLES, self.feature_bounds, members_max=self.expected_workers
+        )
 
     @property
     def required_members(self) -> int:
@@ -185,13 +196,13 @@ class TrainingPlan:
             f"between 1 and {MAX_CHUNK_CIPHERTEXTS}",
         )
         _check(0 <= self.seed < 2**63, "seed", self.seed, "between 0 and 2**63 - 1")
-        if self.standardize:
-            _check(
-                8 <= self.moments_frac_bits <= 48,
-                "moments_frac_bits",
-                self.moments_frac_bits,
-                "between 8 and 48 when standardize is on",
-            )
+        _check(
+            len(self.feature_bounds) == (self.n_features if self.standardize else 0)
+            and all(_finite_positive(b) for b in self.feature_bounds),
+            "feature_bounds",
+            self.feature_bounds,
+            "one finite bound > 0 per feature when standardize is on, none otherwise",
+        )
         self._validate_privacy()
         return self
 
@@ -221,6 +232,8 @@ class TrainingPlan:
             self.dp_epsilon,
             ">= 0 (0 = no budget)",
         )
+        _check(self.weighting == "equal", "weighting", self.weighting, "equal with privacy")
+        _check(not self.standardize, "standardize", self.standardize, "false with privacy")
         if level == "record":
             _check(
                 _finite_positive(self.dp_model_bound),
@@ -228,6 +241,7 @@ class TrainingPlan:
                 self.dp_model_bound,
                 "> 0 for record-level privacy",
             )
+            _check(self.dp_min_samples >= 1, "dp_min_samples", self.dp_min_samples, ">= 1")
 
 
 def _finite_positive(value: float) -> bool:

@@ -82,6 +82,7 @@ def plan_to_proto(plan: TrainingPlan) -> pb.TrainingPlan:
             participation=_PARTICIPATION[0][plan.participation],
             privacy_level=_PRIVACY[0][plan.privacy_level],
             feature_names=list(plan.feature_names),
+            feature_bounds=list(plan.feature_bounds),
         )
     )
 
@@ -99,6 +100,7 @@ def plan_from_proto(msg: pb.TrainingPlan) -> TrainingPlan:
             _PRIVACY, msg.privacy_level, "training plan field 'privacy_level'"
         ),
         feature_names=tuple(msg.feature_names),
+        feature_bounds=tuple(msg.feature_bounds),
     )
 
 

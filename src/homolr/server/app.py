@@ -44,7 +44,8 @@ from homolr.errors import (
     TrainingFailedError,
 )
 from homolr.learning import Dataset, LogisticModel, add_bias, load_csv, sigmoid
-from homolr.protocol.messages import PROTOCOL_VERSION, Outcome, ServerInfo, TrainingPlan
+from homolr.learning import Scaler as LearnedScaler
+from homolr.protocol.messages import PROTOCOL_VERSION, Outcome, Scaler, ServerInfo, TrainingPlan
 from homolr.protocol.serde import CHUNK_BYTES
 from homolr.protocol.service import add_servicer
 from homolr.server.checkpoint import Checkpoint, check_same_plan, save_checkpoint
@@ -105,9 +106,21 @@ class PsKeys:
 
 
 def plan_for(plan: TrainingPlan, validation: Dataset) -> TrainingPlan:
-    """The plan with the validation set's feature count and names filled in, validated."""
+    """The plan with the validation set's feature count and names filled in, validated.
+
+    Development runs with ``--standardize`` and no federation file take the features' bounds from
+    the validation set (4 x its largest absolute value, rounded up to a power of two); a federation
+    file states them (``validation.bounds``).
+    """
+    bounds = plan.feature_bounds
+    if plan.standardize and not bounds:
+        largest = np.max(np.abs(validation.X), axis=0)
+        bounds = tuple(float(2.0 ** np.ceil(np.log2(max(4 * m, 1e-300)))) for m in largest)
     return replace(
-        plan, n_features=validation.n_features, feature_names=tuple(validation.feature_names)
+        plan,
+        n_features=validation.n_features,
+        feature_names=tuple(validation.feature_names),
+        feature_bounds=bounds,
     ).validate()
 
 
@@ -140,10 +153,15 @@ def save_model(
     key_bits: int,
     run_id: str,
     extra: Mapping[str, object] | None = None,
+    scaler: Scaler | None = None,
 ) -> Path:
+    """``model.json``: the weights in training space with the scaler, so it scores raw data."""
     model = LogisticModel.from_weights(
         outcome.weights,
         feature_names=list(plan.feature_names),
+        scaler=(
+            None if scaler is None else LearnedScaler(np.array(scaler.mean), np.array(scaler.scale))
+        ),
         metadata={
             "run_id": run_id,
             "mode": plan.mode,
@@ -185,7 +203,7 @@ def run_ps(
     log = _stderr_log
     if security.attestation_type == "none":
         log(DEV_MODE_BANNER)
-    validation_set = load_csv(config.validate_set)
+    validation_set = load_csv(config.validate_set, features=config.plan.feature_names or None)
     plan = plan_for(config.plan, validation_set)
     if resume is not None:
         check_same_plan(resume.plan, plan)
@@ -294,16 +312,16 @@ async def _serve(
         log(f"no model written: the run {finish.outcome} ({finish.reason})")
         return code
     if config.out_dir is not None:
-        extra: dict[str, object] = {}
+        extra: dict[str, object] = dict(trainer.privacy_summary())
         if config.federation_hash:
             extra["federation"] = {
                 "name": config.federation_name,
                 "hash": config.federation_hash.hex(),
                 "members": sorted(config.members or ()),
             }
-        if state.scaler is not None:
-            extra["scaler"] = {"mean": list(state.scaler.mean), "scale": list(state.scaler.scale)}
-        path = save_model(config.out_dir, outcome, plan, public_key.n_bits, keys.run_id, extra)
+        path = save_model(
+            config.out_dir, outcome, plan, public_key.n_bits, keys.run_id, extra, state.scaler
+        )
         save_validation_scores(
             config.out_dir, outcome.weights, replace(validation, Xb=validation.scaled(state.scaler))
         )

@@ -46,12 +46,17 @@ class Checkpoint:
 def plan_to_document(plan: TrainingPlan) -> dict[str, Any]:
     doc = dataclasses.asdict(plan)
     doc["feature_names"] = list(plan.feature_names)
+    doc["feature_bounds"] = list(plan.feature_bounds)
     return doc
 
 
 def plan_from_document(doc: dict[str, Any], source: str) -> TrainingPlan:
     try:
-        fields = {**doc, "feature_names": tuple(doc.get("feature_names", ()))}
+        fields = {
+            **doc,
+            "feature_names": tuple(doc.get("feature_names", ())),
+            "feature_bounds": tuple(doc.get("feature_bounds", ())),
+        }
         return TrainingPlan(**fields).validate()
     except (TypeError, ConfigError) as exc:
         raise DataError(f"{source}: field 'plan' is not a valid training plan: {exc}") from exc

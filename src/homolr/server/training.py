@@ -49,7 +49,8 @@ from homolr.errors import (
     RunPausedError,
     TrainingFailedError,
 )
-from homolr.learning import Metrics, evaluate
+from homolr.learning import Metrics, evaluate, learning_rate, scaler_warnings
+from homolr.privacy import DpMechanism, PrivacyConfig, PrivacyLedger, admit_model
 from homolr.protocol.messages import Outcome, Scaler, TrainingPlan
 from homolr.server.clock import AwakeClock, Deadline
 from homolr.server.reporting import Reporter, RoundRecord
@@ -114,10 +115,19 @@ class WireCounter:
         return n
 
 
-#: Makes the release mechanism of a round from the step and the released round's expected members.
-MechanismFactory = Callable[[int, frozenset[str]], ReleaseMechanism]
-#: The global scaler from the summed moments (row count, sums, sums of squares).
-ScalerFactory = Callable[[float, FloatArray, FloatArray], Scaler]
+def privacy_config(plan: TrainingPlan) -> PrivacyConfig | None:
+    """The plan's differential-privacy settings (None without privacy)."""
+    if plan.privacy_level == "none":
+        return None
+    return PrivacyConfig(
+        level=plan.privacy_level,
+        epsilon=plan.dp_epsilon or None,
+        delta=plan.dp_delta,
+        clip=plan.dp_clip,
+        noise_multiplier=plan.dp_noise_multiplier,
+        model_bound=plan.dp_model_bound or None,
+        min_samples=plan.dp_min_samples or None,
+    )
 
 
 class Trainer:
@@ -138,8 +148,6 @@ class Trainer:
         run_id: str = "",
         start: TrainingState | None = None,
         on_round_end: Callable[[TrainingState], None] | None = None,
-        mechanism: MechanismFactory | None = None,
-        make_scaler: ScalerFactory | None = None,
     ) -> None:
         self._plan = plan
         self._keys = key_holder
@@ -152,8 +160,6 @@ class Trainer:
         self._join_timeout_s = join_timeout_s
         self._run_id = run_id
         self._on_round_end = on_round_end
-        self._mechanism = mechanism
-        self._make_scaler = make_scaler
         self._round = 0 if start is None else start.next_round
         self._step = 0 if start is None else start.step
         self._weights = (
@@ -166,6 +172,17 @@ class Trainer:
             key_holder.resume_after(start.next_round - 1)
         self._first_round = True
         self._started = time.monotonic()
+        self._privacy = privacy_config(plan)
+        self._ledger = (
+            None
+            if self._privacy is None
+            else PrivacyLedger(
+                plan.dp_noise_multiplier, plan.dp_delta, budget=plan.dp_epsilon or None
+            )
+        )
+        if self._ledger is not None:
+            for step in range(self._step):  # a resumed run has spent its completed steps
+                self._ledger.spend(step)
 
     @property
     def weights(self) -> FloatArray:
@@ -201,6 +218,12 @@ class Trainer:
         plan = self._plan
         discarded = 0
         while self._step < plan.iterations:
+            if self._budget_spent():
+                assert self._ledger is not None
+                return (
+                    f"privacy budget spent after {self._step} steps: epsilon "
+                    f"{self._ledger.epsilon:.4g} of {self._ledger.budget:g} (delta {plan.dp_delta:g})"
+                )
             try:
                 release = await self._training_round()
             except (EncodingOverflowError, PolicyError) as exc:
@@ -282,6 +305,68 @@ class Trainer:
         total = sum(samples[m] for m in expected)
         return {m: samples[m] / total for m in expected}
 
+    def _budget_spent(self) -> bool:
+        ledger = self._ledger
+        if ledger is None or ledger.budget is None:
+            return False
+        return ledger.epsilon_after(ledger.releases + 1) > ledger.budget * (1 + 1e-9)
+
+    def _release_mechanism(self, expected: frozenset[str]) -> ReleaseMechanism:
+        """The weighted average, through differential-privacy noise when the plan has it. The
+        noise is added to the decrypted sum inside the key holder's release: nothing noiseless
+        leaves it."""
+        config, ledger, plan = self._privacy, self._ledger, self._plan
+        if config is None or ledger is None:
+            return average_release
+        source = self._keys.noise_source(self._round, self._step, expected)
+        if config.level == "member":
+            mechanism = DpMechanism.for_member_round(
+                config,
+                plan.dp_noise_multiplier,
+                n_members=len(expected),
+                frac_bits=plan.frac_bits,
+                source=source,
+            )
+        else:
+            mechanism = DpMechanism.for_record_round(
+                config,
+                plan.dp_noise_multiplier,
+                lr=learning_rate(plan.schedule, plan.learning_rate, self._step),
+                alpha=plan.alpha,
+                n_members=len(expected),
+                n_weights=plan.n_weights,
+                frac_bits=plan.frac_bits,
+                source=source,
+            )
+        round_ = self._round
+
+        def release(sums: FloatArray, totals: FloatArray) -> FloatArray:
+            ledger.spend(round_)
+            released: FloatArray = mechanism.release(sums) / totals
+            return released
+
+        return release
+
+    def privacy_summary(self) -> dict[str, object]:
+        """What model.json records about differential privacy (empty without it)."""
+        config, ledger = self._privacy, self._ledger
+        if config is None or ledger is None:
+            return {}
+        return {
+            "privacy": {
+                "level": config.level,
+                "mechanism": "Gaussian noise added to the decrypted sum inside the key holder",
+                "clip": config.clip,
+                "model_bound": config.model_bound,
+                "min_samples": config.min_samples,
+                "noise_multiplier": ledger.noise_multiplier,
+                "rounds": ledger.releases,
+                "epsilon": ledger.epsilon,
+                "delta": ledger.delta,
+                "accountant": "dp_accounting Gaussian (T rounds = multiplier / sqrt(T))",
+            }
+        }
+
     def _layout(self, length: int, frac_bits: int) -> UpdateLayout:
         plan = self._plan
         return UpdateLayout(
@@ -296,7 +381,9 @@ class Trainer:
         plan = self._plan
         expected = self._expected()
         weights = self._shares(expected)
-        mechanism = self._mechanism(self._step, expected) if self._mechanism else average_release
+        mechanism = self._release_mechanism(expected)
+        if self._privacy is not None:
+            self._weights = admit_model(self._privacy, self._weights, plan.frac_bits)
         if plan.mode == "encrypted":
             ciphertexts = await self._run(self._keys.encrypt_model, self._weights, plan.frac_bits)
             payload = ciphertexts.to_bytes()
@@ -317,29 +404,29 @@ class Trainer:
 
     async def _moments_round(self) -> None:
         plan = self._plan
+        moments = plan.moments_plan
         expected = self._expected()
-        layout = self._layout(plan.moments_length, plan.moments_frac_bits)
+        layout = self._layout(plan.moments_length, moments.frac_bits)
         published = Published(
             round=self._round,
             step=self._step,
             kind="moments",
             encrypted=False,
             length=0,
-            frac_bits=plan.moments_frac_bits,
+            frac_bits=moments.frac_bits,
             payload=b"",
             weights=dict.fromkeys(expected, 1.0),
         )
         self._reporter.message(f"round {self._round}: statistics round (standardize = true)")
-        release = await self._round_trip(published, layout, expected, lambda s, w: s)
-        if self._make_scaler is None:
-            raise TrainingFailedError("standardize is on but the PS has no scaler factory")
-        d = plan.n_features
-        values = release.values
-        self._state.scaler = self._make_scaler(float(values[0]), values[1 : 1 + d], values[1 + d :])
+        release = await self._round_trip(published, layout, expected, lambda sums, _: sums)
+        scaler = moments.scaler(release.values, contributions=len(release.contributors))
+        self._state.scaler = Scaler(tuple(scaler.mean.tolist()), tuple(scaler.scale.tolist()))
         self._reporter.message(
-            f"global scaler from {round(float(values[0])):,} rows of "
+            f"global scaler from {round(float(release.values[0])):,} rows of "
             f"{len(release.contributors)} members published"
         )
+        for warning in scaler_warnings(scaler, plan.feature_names):
+            self._reporter.message(f"warning: {warning}")
         self._checkpoint()
 
     async def _round_trip(
@@ -472,6 +559,7 @@ class Trainer:
             seconds=time.monotonic() - self._started,
             bytes=self._wire.take(),
             workers=n_members,
+            epsilon=None if self._ledger is None else self._ledger.epsilon,
         )
         self._reporter.evaluation(step, metrics, record)
 

@@ -17,8 +17,9 @@ Secure-aggregation mode
     ``frac_bits``); values outside the plan's slot range are refused here, before anything is sent.
 
 Moments round (``plan.standardize``)
-    The member encrypts its row count, per-feature sums and sums of squares (scale
-    ``moments_frac_bits``); only their sum over the members is ever decrypted.
+    The member encrypts its row count, per-feature sums and sums of squares, pre-scaled by the
+    plan's feature bounds (:attr:`TrainingPlan.moments_plan`); only their sum over the members is
+    ever decrypted.
 
 The schedule index is the model header's ``step`` (a retried round uses the same step, and the
 mini-batch shuffle is seeded by it, so a retried step reproduces the same contribution).
@@ -40,7 +41,7 @@ from homolr.crypto import (
     matvec,
     pack,
 )
-from homolr.errors import ProtocolError
+from homolr.errors import ConfigError, ProtocolError
 from homolr.learning import (
     Dataset,
     add_bias,
@@ -49,6 +50,7 @@ from homolr.learning import (
     sgd_epochs,
     sufficient_stats,
 )
+from homolr.privacy import clip_rows, clip_update
 from homolr.protocol.messages import GlobalModel, TrainingPlan
 
 FloatArray = NDArray[np.float64]
@@ -84,7 +86,16 @@ class EncryptedLocalStep:
     def __init__(self, dataset: Dataset, plan: TrainingPlan, public_key: PublicKey) -> None:
         self._plan = plan
         self._public_key = public_key
-        self._stats = sufficient_stats(add_bias(dataset.X), dataset.y)
+        X = dataset.X
+        if plan.privacy_level == "record":
+            if dataset.n_samples < plan.dp_min_samples:
+                raise ConfigError(
+                    f"{dataset.source} has {dataset.n_samples} rows; the federation's privacy "
+                    f"plan needs at least min_samples = {plan.dp_min_samples} per member (one "
+                    "row's influence is bounded by lr / min_samples)"
+                )
+            X = clip_rows(X, plan.dp_clip)  # ||[1, x]|| <= clip: the bound the noise assumes
+        self._stats = sufficient_stats(add_bias(X), dataset.y)
 
     def update(self, model: GlobalModel) -> PackedVector:
         plan = self._plan
@@ -154,6 +165,9 @@ class AggregateLocalStep:
 
     def update(self, model: GlobalModel) -> PackedVector:
         delta = self.local_weights(model) - self.global_weights(model)
+        if self._plan.privacy_level == "member":
+            # clipped here, by the member: protects it whatever the others do
+            delta, _ = clip_update(delta, self._plan.dp_clip, frac_bits=self._plan.frac_bits)
         return encrypt_packed(
             self._public_key,
             model.header.weight * delta,
@@ -163,12 +177,11 @@ class AggregateLocalStep:
 
 
 def moments_update(dataset: Dataset, plan: TrainingPlan, public_key: PublicKey) -> PackedVector:
-    """The moments round's upload: ``[m, Σx_j, Σx_j²]`` encrypted and packed."""
-    X = dataset.X
-    values = np.concatenate([[float(X.shape[0])], X.sum(axis=0), (X * X).sum(axis=0)])
-    return encrypt_packed(
-        public_key, values, frac_bits=plan.moments_frac_bits, spec=packing_spec(plan)
-    )
+    """The moments round's upload: ``[m, Σx_j, Σx_j²]`` (pre-scaled by the plan's feature bounds)
+    encrypted and packed; rows beyond the bounds are refused here, before anything is sent."""
+    moments = plan.moments_plan
+    values = moments.member_vector(dataset.X, source=dataset.source)
+    return encrypt_packed(public_key, values, frac_bits=moments.frac_bits, spec=packing_spec(plan))
 
 
 LocalStep = EncryptedLocalStep | AggregateLocalStep

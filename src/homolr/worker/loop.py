@@ -26,7 +26,7 @@ from homolr.errors import (
     TrainingFailedError,
 )
 from homolr.federation import Federation, plan_from_federation
-from homolr.learning import Dataset
+from homolr.learning import Dataset, select_features
 from homolr.protocol.messages import (
     PROTOCOL_VERSION,
     GlobalModel,
@@ -206,6 +206,8 @@ def run_worker(
     info = connection.server_info()
     public_key = verify(info)
     plan = info.plan
+    if plan.feature_names:  # columns by name, in the plan's wire order
+        dataset = select_features(dataset, plan.feature_names)
     guard = guard_for(info, public_key)
     member = _Member(connection, dataset, worker_id, info, public_key, guard, log)
     next_round = connection.join(
