@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parent.parent / "src" / "homolr"
 FORBIDDEN_IMPORT = re.compile(
     r"^\s*(import|from)\s+(phe|pickle|cPickle|dill|marshal|shelve)\b", re.M
