@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -227,3 +228,62 @@ def test_aggregate_mode_improves_on_the_initial_model(tmp_path: Path) -> None:
     first, last = printed.splitlines()[0], printed.splitlines()[-1]
     assert float(last.split()[-1]) < float(first.split()[-1])  # loss went down
     assert outcome.final_metrics.accuracy > 0.8
+
+
+def _private_plan(**fields: object) -> TrainingPlan:
+    base = {
+        "iterations": 8,
+        "learning_rate": 0.3,
+        "schedule": "constant",
+        "eval_every": 1,
+        "privacy_level": "record",
+        "dp_clip": 3.0,
+        "dp_model_bound": 3.0,
+        "dp_min_samples": 30,
+        "dp_delta": 1e-5,
+        "dp_noise_multiplier": 2.0,
+    }
+    return _plan(**{**base, **fields})
+
+
+def test_record_level_privacy_noises_every_release_and_reports_epsilon(tmp_path: Path) -> None:
+    from homolr.privacy import epsilon_spent
+
+    a, b, val = _data(1, 40), _data(2, 50), _data(3, 30)
+    plan = _private_plan()
+    _, noisy = _run(plan, [a, b], val, tmp_path / "noisy")
+    _, again = _run(plan, [a, b], val, tmp_path / "again")
+    clean_plan = _plan(iterations=8, learning_rate=0.3, schedule="constant", eval_every=1)
+    _, clean = _run(clean_plan, [a, b], val, tmp_path / "clean")
+    difference = np.linalg.norm(noisy.weights - clean.weights)
+    assert difference > 1e-3  # the released models carry noise
+    assert np.linalg.norm(noisy.weights) <= 3.0 + 1e-9  # projected onto the model bound
+    # the same key, rounds and members give the same noise: a replay learns nothing new
+    assert np.array_equal(noisy.weights, again.weights)
+    lines = (tmp_path / "noisy" / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(x) for x in lines]
+    for k, record in enumerate(records, start=1):
+        assert record["epsilon"] == pytest.approx(epsilon_spent(2.0, k, 1e-5), rel=1e-12)
+
+
+def test_a_fixed_multiplier_stops_when_the_budget_is_spent(tmp_path: Path) -> None:
+    from homolr.privacy import epsilon_spent, rounds_within_budget
+
+    plan = _private_plan(iterations=50, dp_epsilon=3.0)
+    allowed = rounds_within_budget(2.0, 3.0, 1e-5, 50)
+    assert 0 < allowed < 50
+    _, outcome = _run(plan, [_data(1, 40), _data(2, 50)], _data(3, 30), tmp_path)
+    assert outcome.outcome == "completed" and outcome.steps == allowed
+    assert "privacy budget spent" in outcome.reason
+    assert epsilon_spent(2.0, outcome.steps, 1e-5) <= 3.0 < epsilon_spent(2.0, allowed + 1, 1e-5)
+
+
+def test_the_noise_of_a_release_is_keyed_and_labelled_by_round_and_members() -> None:
+    rule = ParticipationRule("quorum", None, 2)
+    holder, other = KeyHolder(KEYS[1], rule), KeyHolder(KEYS[1], rule)
+    ab, ac = frozenset({"a", "b"}), frozenset({"a", "c"})
+    assert holder.noise_source(3, 2, ab)(64) == other.noise_source(3, 2, ab)(64)  # replay: same
+    assert holder.noise_source(3, 2, ab)(64) != holder.noise_source(4, 2, ab)(64)
+    assert holder.noise_source(3, 2, ab)(64) != holder.noise_source(3, 2, ac)(64)
+    stranger = KeyHolder(generate_keypair(1024, insecure_small_key=True)[1], rule)
+    assert stranger.noise_source(3, 2, ab)(64) != holder.noise_source(3, 2, ab)(64)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from homolr.crypto import EncryptedVector, generate_keypair
-from homolr.errors import ProtocolError
+from homolr.errors import ConfigError, ProtocolError
 from homolr.learning import Dataset, add_bias, learning_rate, sgd_epochs, taylor_gradient
 from homolr.protocol.messages import GlobalModel, ModelHeader, TrainingPlan
 from homolr.worker.local import (
@@ -153,3 +153,42 @@ def test_aggregate_step_refuses_non_finite_weights() -> None:
         step.update(GlobalModel(ModelHeader(round=0, encrypted=False, length=5), bad.tobytes()))
     with pytest.raises(ProtocolError, match="39 bytes; expected 40"):
         step.update(GlobalModel(ModelHeader(round=0, encrypted=False, length=5), bytes(39)))
+
+
+_DP = {"dp_noise_multiplier": 1.0, "dp_delta": 1e-5, "key_bits": 1024}
+
+
+def test_member_level_privacy_clips_the_update_at_the_member() -> None:
+    plan = _plan(
+        mode="aggregate",
+        privacy_level="member",
+        dp_clip=0.05,
+        batch_size=5,
+        local_epochs=3,
+        learning_rate=1.0,
+        **_DP,
+    )
+    step = AggregateLocalStep(DATA, plan, PK, "w")
+    model = _plain(np.zeros(5))
+    unclipped = step.local_weights(model)
+    assert np.linalg.norm(unclipped) > 0.05  # the local training moved further than the clip
+    sent = SK.decrypt_packed(step.update(model))
+    assert np.linalg.norm(sent) <= 0.05  # what leaves the member is clipped, on the grid
+    direction = unclipped / np.linalg.norm(unclipped)
+    np.testing.assert_allclose(sent / np.linalg.norm(sent), direction, atol=1e-4)
+
+
+def test_record_level_privacy_bounds_rows_and_refuses_too_few(tmp_path: Any) -> None:
+    plan = _plan(privacy_level="record", dp_clip=1.5, dp_model_bound=2.0, dp_min_samples=20, **_DP)
+    step = EncryptedLocalStep(DATA, plan, PK)
+    got = SK.decrypt_packed(step.update(_model(W, step=0)))
+    from homolr.privacy import clip_rows
+
+    clipped = Dataset(clip_rows(DATA.X, 1.5), DATA.y, None, DATA.feature_names, "clipped")
+    lr = learning_rate(plan.schedule, plan.learning_rate, 0)
+    expected = W - lr * taylor_gradient(W, add_bias(clipped.X), clipped.y, plan.alpha)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.all(np.linalg.norm(add_bias(clipped.X), axis=1) <= 1.5 + 1e-12)
+    small = Dataset(DATA.X[:10], DATA.y[:10], None, DATA.feature_names, "small.csv")
+    with pytest.raises(ConfigError, match=r"small.csv has 10 rows; .* min_samples = 20"):
+        EncryptedLocalStep(small, plan, PK)
