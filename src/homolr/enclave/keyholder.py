@@ -26,14 +26,14 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import gmpy2
 import numpy as np
 from numpy.typing import NDArray
 
 from homolr.crypto import EncryptedVector, PackingSpec, PrivateKey, PublicKey, unpack_ints
 from homolr.crypto.encoding import fixed_to_float
+from homolr.crypto.streaming import ChunkedSum, chunk_bounds
 from homolr.errors import EncodingOverflowError, PolicyError, ProtocolError, RoundError
 from homolr.privacy import ByteSource, keyed_source
 from homolr.protocol.messages import MIN_WORKERS_FLOOR, Participation
@@ -128,14 +128,6 @@ class UpdateLayout:
         return start * self.slots, min(stop * self.slots, self.length)
 
 
-@dataclass
-class _Chunk:
-    sum: list[gmpy2.mpz] | None = None
-    members: set[str] = field(default_factory=set)
-    values: FloatArray | None = None  # decrypted weighted sums (inside the key holder only)
-    weight_total: float = 0.0
-
-
 @dataclass(frozen=True)
 class Release:
     """What leaves the key holder after a round: released values and who contributed."""
@@ -147,7 +139,9 @@ class Release:
 class RoundSum:
     """Running sums of one round's updates, chunk by chunk (see the module docstring).
 
-    Thread-safe: folds (one thread) and decryptions (another) may overlap.
+    The sums themselves live in a :class:`~homolr.crypto.ChunkedSum` whose required set is the
+    expected members (after the deadline: the members whose update is complete). Thread-safe:
+    folds (one thread) and decryptions (another) may overlap.
     """
 
     def __init__(
@@ -165,9 +159,12 @@ class RoundSum:
         self._weights = dict(weights)
         self._expected = frozenset(expected)
         self._release = release
-        self._chunks = [_Chunk() for _ in range(layout.n_chunks)]
+        bounds = chunk_bounds(layout.n_ciphertexts, layout.chunk_ciphertexts)
+        self._sums = ChunkedSum(holder.public_key, bounds, required=self._expected)
+        self._values: list[FloatArray | None] = [None] * len(bounds)
         self._lock = threading.Lock()
         self._closed = False
+        self._unreleasable = ""
         self._released = False
 
     @property
@@ -176,7 +173,7 @@ class RoundSum:
 
     def has_chunk(self, member: str, chunk: int) -> bool:
         with self._lock:
-            return member in self._chunks[chunk].members
+            return member in self._sums.members(chunk)
 
     def fold(self, member: str, chunk: int, data: bytes) -> bool:
         """Validate one data message (``chunk``) of ``member``'s update and fold it in.
@@ -190,6 +187,8 @@ class RoundSum:
             Wrong chunk index or size, or an invalid ciphertext (names the member, round, chunk).
         PolicyError
             ``member`` has no weight this round (not joined / not a member).
+        RoundError
+            The round closed, or this chunk's sum was already decrypted.
         """
         layout = self.layout
         where = f"update of '{member}' for round {self.round}, data message {chunk + 1}"
@@ -209,50 +208,45 @@ class RoundSum:
             ciphertexts = self._holder.public_key.ciphertexts_from_bytes(data)
         except ValueError as exc:
             raise ProtocolError(f"{where}: {exc}") from None
-        nsquare = self._holder.public_key.nsquare
         with self._lock:
             if self._closed:
                 raise RoundError(f"{where}: round {self.round} closed before this data arrived")
-            target = self._chunks[chunk]
-            if member in target.members:
-                return False
-            if target.values is not None:
+            if self._values[chunk] is not None:
                 raise RoundError(f"{where}: this chunk's sum is already decrypted")
-            if target.sum is None:
-                target.sum = ciphertexts
-            else:
-                target.sum = [a * b % nsquare for a, b in zip(target.sum, ciphertexts, strict=True)]
-            target.members.add(member)
-            target.weight_total += self._weights[member]
+            if member in self._sums.members(chunk):
+                return False
+            self._sums.fold(member, chunk, ciphertexts, validated=True)
         return True
 
     def member_complete(self, member: str) -> bool:
         """True when every chunk of ``member``'s update is folded in."""
         with self._lock:
-            return all(member in c.members for c in self._chunks)
+            return all(member in self._sums.members(k) for k in range(self.layout.n_chunks))
 
     def complete_members(self) -> frozenset[str]:
         with self._lock:
-            sets = [c.members for c in self._chunks]
-            return frozenset(set.intersection(*sets)) if sets else frozenset()
+            sets = [set(self._sums.members(k)) for k in range(self.layout.n_chunks)]
+        return frozenset(set.intersection(*sets)) if sets else frozenset()
 
     def ready_chunks(self) -> list[int]:
-        """Chunks not yet decrypted that hold every expected member (or, once closed, any set
-        the participation rule allows)."""
+        """Chunks not yet decrypted that hold exactly the required members (the expected ones;
+        after the deadline, the members whose update is complete)."""
         with self._lock:
-            return [
-                k
-                for k, c in enumerate(self._chunks)
-                if c.values is None
-                and c.sum is not None
-                and (self._closed or self._expected <= c.members)
-            ]
+            return [] if self._unreleasable else self._sums.complete()
 
     def close(self) -> None:
-        """The round's deadline passed: no more folds; chunks may be decrypted with whoever is in
-        them, if the participation rule allows that set."""
+        """The round's deadline passed: no more folds; the required set becomes the members whose
+        update is complete, if the participation rule allows that set."""
+        complete = self.complete_members()
         with self._lock:
             self._closed = True
+            if not complete:
+                self._unreleasable = "no member's update is complete"
+                return
+            try:
+                self._sums.require(complete)
+            except RoundError as exc:  # a chunk holds part of an incomplete update
+                self._unreleasable = f"chunks hold different sets of members ({exc})"
 
     def decrypt_chunk(self, chunk: int) -> None:
         """Decrypt the sum held for ``chunk`` (kept inside; see :meth:`release`).
@@ -260,24 +254,20 @@ class RoundSum:
         Raises
         ------
         PolicyError
-            The chunk's members do not satisfy the participation rule, or it is incomplete while
-            the round is open.
+            The chunk's members do not satisfy the participation rule, or it is incomplete.
         EncodingOverflowError
             A slot of the sum overflowed: the message names the round and the slot, never a value.
         """
         with self._lock:
-            target = self._chunks[chunk]
-            members = frozenset(target.members)
-            total = target.sum
-            if target.values is not None:
+            if self._values[chunk] is not None:
                 return
-            if total is None:
-                raise PolicyError(f"round {self.round}: chunk {chunk} holds no contribution")
-            if not self._closed and not self._expected <= members:
+            members = self._sums.members(chunk)
+            try:
+                total = self._sums.take(chunk)
+            except RoundError as exc:
                 raise PolicyError(
-                    f"round {self.round}: refusing a partial sum of chunk {chunk} "
-                    f"({len(members)} of {len(self._expected)} expected members)"
-                )
+                    f"round {self.round}: refusing a partial sum of chunk {chunk} ({exc})"
+                ) from None
         self._holder.rule.check(members, f"round {self.round}, chunk {chunk}")
         plaintexts = self._holder.private_key.raw_decrypt_many(total)
         layout = self.layout
@@ -292,35 +282,28 @@ class RoundSum:
                 "a member sent values outside the plan's range"
             ) from None
         with self._lock:
-            target.values = fixed_to_float(ints, layout.frac_bits)
+            self._values[chunk] = fixed_to_float(ints, layout.frac_bits)
 
     def release(self) -> Release:
         """The round's released values (weighted average through the privacy mechanism).
 
-        Every chunk must be decrypted, and all chunks must hold the same members: a value vector
+        Every chunk must be decrypted from the same (required) set of members: a value vector
         mixing different member sets is refused (it could be differenced).
         """
         with self._lock:
             if self._released:
                 raise PolicyError(f"round {self.round} was already released")
-            if any(c.values is None for c in self._chunks):
+            if self._unreleasable:
+                raise PolicyError(f"round {self.round}: {self._unreleasable}; not released")
+            values = [v for v in self._values if v is not None]
+            if len(values) != len(self._values):
                 raise PolicyError(f"round {self.round}: not every chunk is decrypted")
-            member_sets = {frozenset(c.members) for c in self._chunks}
-            if len(member_sets) != 1:
-                raise PolicyError(
-                    f"round {self.round}: chunks hold different sets of members; not released"
-                )
-            sums = np.concatenate([c.values for c in self._chunks if c.values is not None])
-            totals = np.concatenate(
-                [
-                    np.full(len(c.values), c.weight_total)
-                    for c in self._chunks
-                    if c.values is not None
-                ]
-            )
+            contributors = self._sums.required or frozenset()
             self._released = True
-            contributors = tuple(sorted(member_sets.pop()))
-        return Release(self._release(sums, totals), contributors)
+        weight_total = sum(self._weights[m] for m in contributors)
+        sums = np.concatenate(values)
+        totals = np.full(len(sums), weight_total)
+        return Release(self._release(sums, totals), tuple(sorted(contributors)))
 
 
 class KeyHolder:
