@@ -1,5 +1,5 @@
-"""Command-line entry points: ``homolr init | keygen | ps | worker | demo | predict | report |
-export | bench``.
+"""Command-line entry points: ``homolr init | keygen | ps | worker | demo | predict | example-data |
+report | export | bench``.
 
 Every expected failure (bad option, bad file, unreachable peer, failed attestation, a run that did
 not complete) is printed as one ``homolr <command>: error: ...`` line, never a traceback, and the
@@ -314,6 +314,16 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--output", type=Path, help="write id,probability,prediction rows here")
 
 
+def _add_example_data(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _parser(
+        sub,
+        "example-data",
+        "write the reference breast_homo split (guest, host, test) rebuilt from scikit-learn's copy",
+    )
+    p.add_argument("--out", type=Path, default=Path("data"), help="directory for the three CSVs")
+    p.add_argument("--raw", action="store_true", help="raw (unstandardised) Wisconsin measurements")
+
+
 def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _parser(sub, "report", "plots and a one-page HTML report of a run directory")
     p.add_argument("run_dir", type=Path, help="the --out directory of a PS run")
@@ -350,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_worker,
         _add_demo,
         _add_predict,
+        _add_example_data,
         _add_report,
         _add_export,
         _add_bench,
@@ -372,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker": _lazy("worker_command"),
         "demo": _cmd_demo,
         "predict": _lazy("predict_command"),
+        "example-data": _lazy("example_data_command"),
         "report": _lazy("report_command"),
         "export": _lazy("export_command"),
         "bench": _lazy("bench_command"),

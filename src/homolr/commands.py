@@ -489,6 +489,20 @@ def _write_predictions(path: Path, ids: object, proba: np.ndarray, pred: np.ndar
     path.write_text("\n".join(rows) + "\n")
 
 
+def example_data_command(args: argparse.Namespace) -> int:
+    from homolr.learning.breast_homo import write_breast_homo
+
+    paths = write_breast_homo(args.out, raw=args.raw)
+    kind = "raw measurements" if args.raw else "standardised features"
+    for path in paths:
+        print(f"wrote {path}")
+    print(
+        f"breast_homo split ({kind}): the FATE example data the reference solution uses, rebuilt "
+        "from scikit-learn's copy of the Wisconsin data (see examples/breast_homo/README.md)"
+    )
+    return 0
+
+
 def report_command(args: argparse.Namespace) -> int:
     from homolr.report import write_report
 
