@@ -5,17 +5,22 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test lint typecheck bench proto clean
 
+# pip's output goes to $(VENV)/pip.log and is shown only when an install fails.
+PIP := $(BIN)/python -m pip install --disable-pip-version-check --no-input
+QUIET = > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "homolr needs Python >= 3.11, found " + sys.version.split()[0])'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "setting up $(VENV) (first run only; pip's log: $(VENV)/pip.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) --upgrade pip $(QUIET)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e .
+	@$(PIP) -e . $(QUIET)
 	@touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(PIP) -e '.[dev]' $(QUIET)
 	@touch $@
 
 demo: $(VENV)/.installed
@@ -32,9 +37,9 @@ lint: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_crypto.py
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_aggregate.py
 
-proto: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[proto]'
+proto: $(VENV)/.dev-installed
 	$(BIN)/python scripts/gen_proto.py
 
 clean:

@@ -57,6 +57,10 @@ def _add_init(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=Path,
         help="a CSV whose header gives the feature names (default: x0..x29)",
     )
+    p.add_argument(
+        "--mode", choices=("encrypted", "aggregate"), help="plan.mode (default: encrypted)"
+    )
+    p.add_argument("--iterations", type=int, help="plan.iterations (default: the mode's)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
 

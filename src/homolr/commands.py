@@ -176,6 +176,7 @@ def init_command(args: argparse.Namespace) -> int:
         check_member_certificate,
         parse_federation,
         render_template,
+        set_plan_values,
         spki_fingerprint,
     )
 
@@ -193,6 +194,8 @@ def init_command(args: argparse.Namespace) -> int:
         else tuple(f"x{i}" for i in range(30))
     )
     text = render_template(args.name, members, features=features)
+    plan = {key: getattr(args, key) for key in ("mode", "iterations") if getattr(args, key)}
+    text = set_plan_values(text, plan)
     if len(members) >= 2:
         parse_federation(text, str(args.out))  # what we write must load
     args.out.write_text(text, encoding="utf-8")

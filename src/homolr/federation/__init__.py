@@ -49,7 +49,12 @@ from homolr.federation.schema import (
     ValidationSection,
     plan_defaults,
 )
-from homolr.federation.template import TEMPLATE, federation_member_snippet, render_template
+from homolr.federation.template import (
+    TEMPLATE,
+    federation_member_snippet,
+    render_template,
+    set_plan_values,
+)
 
 __all__ = [
     "FEDERATION_HASH_SIZE",
@@ -82,6 +87,7 @@ __all__ = [
     "plan_defaults",
     "plan_from_federation",
     "render_template",
+    "set_plan_values",
     "spki_fingerprint",
     "validate_member_id",
 ]

@@ -9,7 +9,8 @@ every such line gives a valid file that sets every key.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from homolr.errors import ConfigError
@@ -437,6 +438,28 @@ def _privacy_keys() -> list[_Key]:
     ]
 
 
+def set_plan_values(text: str, values: Mapping[str, object]) -> str:
+    """``text`` (a rendered template) with ``[plan]`` keys set: their commented default line
+    (``# key = default``) becomes ``key = value``.
+
+    Raises
+    ------
+    ConfigError
+        For a key the ``[plan]`` table of the template does not show.
+    """
+    lines = text.split("\n")
+    start = lines.index("[plan]")
+    for key, value in values.items():
+        for index in range(start, len(lines)):
+            line = lines[index]
+            if index > start and line.startswith("["):
+                raise ConfigError(f"federation template: [plan] has no key {key!r}")
+            if re.fullmatch(rf"(# )?{re.escape(key)} = .*", line):
+                lines[index] = f"{key} = {toml_value(value)}"
+                break
+    return "\n".join(lines)
+
+
 #: The template ``homolr init`` writes: placeholder members, to be replaced by real blocks.
 TEMPLATE: str = render_template()
 
@@ -446,5 +469,6 @@ __all__ = [
     "TEMPLATE",
     "federation_member_snippet",
     "render_template",
+    "set_plan_values",
     "toml_value",
 ]
