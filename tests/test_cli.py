@@ -267,3 +267,48 @@ def test_reference_spellings_are_accepted() -> None:
         ["worker", "--train-set", "t.csv", "--id", "a", "--host-ip", "10.0.0.1:7"]
     )
     assert ps.workers == 3 and worker.server == "10.0.0.1:7"
+
+
+def test_a_sealed_key_is_never_used_under_another_federation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, identities: Path
+) -> None:
+    """The enclave makes a fresh key per federation file: a checkpoint sealed under one file is
+    refused under another (the operator cannot carry a key over to a weaker federation)."""
+    import numpy as np
+
+    from homolr.crypto import generate_keypair
+    from homolr.enclave import SealedStore
+    from homolr.federation import federation_hash, load_federation, render_template
+    from homolr.federation import spki_fingerprint as fingerprint
+    from homolr.protocol.messages import TrainingPlan
+    from homolr.server.checkpoint import Checkpoint, save_checkpoint
+
+    members = []
+    for member in ("guest", "host"):
+        pem = (identities / f"member-{member}.pem").read_text()
+        members.append((member, fingerprint(pem), pem))
+    first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+    first.write_text(render_template("first", members, features=("x0", "x1")))
+    second.write_text(render_template("second", members, features=("x0", "x1")))
+    _, private_key = generate_keypair(512, insecure_small_key=True)
+    sealed = tmp_path / "sealed"
+    save_checkpoint(
+        SealedStore(sealed),
+        Checkpoint(
+            private_key=private_key,
+            run_id="run",
+            plan=TrainingPlan(n_features=2).validate(),
+            next_round=3,
+            step=3,
+            weights=np.zeros(3),
+            workers={"guest": 10, "host": 10},
+            tls_identity=None,
+            federation_hash=federation_hash(load_federation(first)),
+        ),
+    )
+    validation = tmp_path / "v.csv"
+    validation.write_text("y,x0,x1\n1,0.5,0.1\n0,-0.5,0.3\n")
+    argv = ["ps", "--federation", str(second), "--validate-set", str(validation)]
+    argv += ["--sealed-dir", str(sealed), "--resume", "--attestation", "none", "--insecure"]
+    err = _error(capsys, argv)
+    assert "belongs to another federation file" in err and "never used under another" in err
