@@ -63,7 +63,8 @@ class ParameterServerServicer:
         """Key exchange. Returns the PS's Paillier public key, its TLS certificate, the SGX quote whose
         report data binds both keys and the federation file's hash, the canonical federation document and
         the training plan. A worker checks all of it before it encrypts or sends anything else
-        (docs/protocol.md, "Checking the PS"). Never refused; UNAVAILABLE while the PS is shutting down.
+        (docs/protocol.md, section 2 "Checking the PS"). Never refused; UNAVAILABLE while the PS is
+        starting or shutting down.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -72,9 +73,10 @@ class ParameterServerServicer:
     def Join(self, request, context):
         """A member announces itself (and its sample count) for this run. Idempotent: a member that lost its
         connection joins again with the same values and continues. Refused: INVALID_ARGUMENT (malformed
-        field or limit), FAILED_PRECONDITION (wrong protocol version, wrong run, training over, sample
-        count differs from an earlier join), PERMISSION_DENIED (not a member / id is not the client
-        certificate's).
+        id, n_features not the plan's, n_samples outside 1 .. 1,000,000,000), FAILED_PRECONDITION
+        (wrong protocol version, wrong run, training over, sample count differs from an earlier join),
+        PERMISSION_DENIED (not a member / id is not the client certificate's / open development mode
+        already full).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,8 +85,12 @@ class ParameterServerServicer:
     def GetModel(self, request, context):
         """Long poll for the published model of round >= ModelRequest.round. Answers within
         min(10 s, the call's deadline - 1 s): either the model (header, then payload chunks), the end of
-        training (header.finished), or header.pending = true with no payload ("ask again"). At most one
-        GetModel per member is in flight; a second one gets RESOURCE_EXHAUSTED.
+        training (header.finished), or header.pending = true with no payload ("ask again"). It also
+        answers with the open round below ModelRequest.round when that round still lacks this member's
+        update (the PS restarted while the round was open). Model payloads follow in data messages of
+        1 MiB (the last one shorter). At most one GetModel per member is in flight; a second one gets
+        RESOURCE_EXHAUSTED. Refused: INVALID_ARGUMENT (malformed id), PERMISSION_DENIED (not the client
+        certificate's member), FAILED_PRECONDITION (wrong run, not joined).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,8 +100,14 @@ class ParameterServerServicer:
         """One member's encrypted update for the open round: an UpdateHeader message, then data messages of
         exactly TrainingPlan.chunk_ciphertexts ciphertexts each (the last one may hold fewer). The PS
         checks the header before it reads any payload; each data message must arrive within 10 s of the
-        previous one and the whole stream within the plan's upload limit (docs/protocol.md, "Limits").
-        At most one SubmitUpdate per member is in flight; a second one gets RESOURCE_EXHAUSTED.
+        previous one and the whole stream within 30 s + payload_bytes / 262,144 bytes/s
+        (docs/protocol.md, section 10 "Limits"); then the client half-closes the stream. At most one
+        SubmitUpdate per member is in flight; a second one gets RESOURCE_EXHAUSTED. ABORTED: the round
+        is not open (late, early, closed, training over), or this member already submitted it or is
+        not expected in it: do not resend, ask GetModel for header.round + 1. INVALID_ARGUMENT: a header
+        field or a data message does not match the plan, or a ciphertext is invalid. A stream broken by
+        UNAVAILABLE / DEADLINE_EXCEEDED is resent byte for byte (already folded data messages are
+        skipped).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
