@@ -354,6 +354,7 @@ def ps_command(args: argparse.Namespace) -> int:
         federation=canonical_bytes(federation) if federation is not None else b"",
         federation_hash=fed_hash,
         federation_name=federation.name if federation is not None else "",
+        label=federation.validation.label if federation is not None else "y",
     )
     return run_ps(config, keys, security, store=store, resume=resume)
 
@@ -426,7 +427,8 @@ def worker_command(args: argparse.Namespace) -> int:
         check_membership(federation, args.worker_id, security)
     _security_warnings("worker", args)
     features = federation.validation.features if federation is not None else None
-    dataset = load_csv(args.train_set, features=features)
+    label = federation.validation.label if federation is not None else "y"
+    dataset = load_csv(args.train_set, features=features, label=label)
     for warning in _data_warnings(dataset):
         log(f"warning: {warning}")
     target = _target(args.server, args.port)

@@ -24,6 +24,7 @@ The key holder also re-encrypts the global model the PS sends back (fresh random
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -162,6 +163,7 @@ class RoundSum:
         bounds = chunk_bounds(layout.n_ciphertexts, layout.chunk_ciphertexts)
         self._sums = ChunkedSum(holder.public_key, bounds, required=self._expected)
         self._values: list[FloatArray | None] = [None] * len(bounds)
+        self._digests: dict[tuple[str, int], bytes] = {}
         self._lock = threading.Lock()
         self._closed = False
         self._unreleasable = ""
@@ -202,8 +204,9 @@ class RoundSum:
             raise ProtocolError(
                 f"{where}: {len(data)} bytes; expected {stop - start} ciphertexts of {width} bytes"
             )
+        digest = hashlib.sha256(data).digest()
         if self.has_chunk(member, chunk):
-            return False
+            return self._same_again(member, chunk, digest, where)
         try:
             ciphertexts = self._holder.public_key.ciphertexts_from_bytes(data)
         except ValueError as exc:
@@ -214,9 +217,19 @@ class RoundSum:
             if self._values[chunk] is not None:
                 raise RoundError(f"{where}: this chunk's sum is already decrypted")
             if member in self._sums.members(chunk):
-                return False
+                return self._same_again(member, chunk, digest, where)
             self._sums.fold(member, chunk, ciphertexts, validated=True)
+            self._digests[member, chunk] = digest
         return True
+
+    def _same_again(self, member: str, chunk: int, digest: bytes, where: str) -> bool:
+        """A resubmitted chunk must be byte-identical to the one folded in (False: skipped)."""
+        if self._digests.get((member, chunk)) != digest:
+            raise ProtocolError(
+                f"{where}: resubmitted with other bytes than the chunk already folded in; a "
+                "member resends exactly its stored upload"
+            )
+        return False
 
     def member_complete(self, member: str) -> bool:
         """True when every chunk of ``member``'s update is folded in."""
@@ -300,7 +313,7 @@ class RoundSum:
                 raise PolicyError(f"round {self.round}: not every chunk is decrypted")
             contributors = self._sums.required or frozenset()
             self._released = True
-        weight_total = sum(self._weights[m] for m in contributors)
+        weight_total = math.fsum(self._weights[m] for m in sorted(contributors))
         sums = np.concatenate(values)
         totals = np.full(len(sums), weight_total)
         return Release(self._release(sums, totals), tuple(sorted(contributors)))

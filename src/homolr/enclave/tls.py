@@ -205,7 +205,15 @@ def check_pinned_certificate(pinned_pem: bytes, received_pem: bytes) -> None:
         check ``tls-certificate`` with both SHA-256 fingerprints.
     """
     pinned = _load_certificate(pinned_pem).fingerprint(hashes.SHA256())
-    received = _load_certificate(received_pem).fingerprint(hashes.SHA256())
+    try:
+        received = _load_certificate(received_pem).fingerprint(hashes.SHA256())
+    except TransportError as exc:
+        raise AttestationError(
+            "tls-certificate",
+            f"the pinned server certificate (SHA-256 {pinned.hex()})",
+            "something that is no PEM certificate",
+            str(exc),
+        ) from None
     if pinned != received:
         raise AttestationError(
             "tls-certificate",

@@ -8,6 +8,7 @@ scale) is a pure function of the file, so both sides get the same bytes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,8 +83,8 @@ def _privacy_settings(federation: Federation) -> dict[str, Any]:
     multiplier = privacy.noise_multiplier
     if multiplier is None:
         assert privacy.epsilon is not None  # the schema requires one of the two
-        multiplier = calibrate_noise_multiplier(
-            privacy.epsilon, privacy.delta, federation.plan.iterations
+        multiplier = _round_up(
+            calibrate_noise_multiplier(privacy.epsilon, privacy.delta, federation.plan.iterations)
         )
     return {
         "privacy_level": privacy.level,
@@ -94,6 +95,13 @@ def _privacy_settings(federation: Federation) -> dict[str, Any]:
         "dp_model_bound": privacy.model_bound or 0.0,
         "dp_min_samples": privacy.min_samples or 0,
     }
+
+
+def _round_up(value: float, digits: int = 12) -> float:
+    """``value`` rounded up to ``digits`` significant digits: a member recomputing the plan gets
+    the same float even if its bisection ends a few ulps away; rounding up keeps the target."""
+    exponent = math.floor(math.log10(value)) - digits + 1
+    return float(math.ceil(value / 10.0**exponent - 1e-9) * 10.0**exponent)
 
 
 def override_plan(federation: Federation, values: Mapping[str, object]) -> Federation:

@@ -31,6 +31,8 @@ PRIVACY_LEVELS: tuple[PrivacyLevel, ...] = ("none", "member", "record")
 MIN_WORKERS_FLOOR = 2
 #: Largest sample count a member may announce at Join.
 MAX_SAMPLES = 1_000_000_000
+#: Largest fixed-point scale in encrypted mode: updates at 2 x 28 bits leave |w| < 2**7 in a slot.
+MAX_ENCRYPTED_FRAC_BITS = 28
 #: Ciphertexts per SubmitUpdate data message.
 DEFAULT_CHUNK_CIPHERTEXTS = 256
 MAX_CHUNK_CIPHERTEXTS = 4096
@@ -158,6 +160,13 @@ class TrainingPlan:
             value = getattr(self, name)
             _check(_finite_positive(value), name, value, "> 0")
         _check(8 <= self.frac_bits <= 48, "frac_bits", self.frac_bits, "between 8 and 48")
+        _check(
+            self.mode != "encrypted" or self.frac_bits <= MAX_ENCRYPTED_FRAC_BITS,
+            "frac_bits",
+            self.frac_bits,
+            f"at most {MAX_ENCRYPTED_FRAC_BITS} in encrypted mode (a member's update is at scale "
+            "2 x frac_bits in a 64-bit slot, which must leave room for the weights)",
+        )
         _check(self.value_bits == 64, "value_bits", self.value_bits, "64")
         _check(
             1 <= self.headroom_bits <= 20, "headroom_bits", self.headroom_bits, "between 1 and 20"
@@ -333,6 +342,7 @@ class Update:
 __all__ = [
     "DEFAULT_CHUNK_CIPHERTEXTS",
     "MAX_CHUNK_CIPHERTEXTS",
+    "MAX_ENCRYPTED_FRAC_BITS",
     "MAX_SAMPLES",
     "MIN_WORKERS_FLOOR",
     "MODES",

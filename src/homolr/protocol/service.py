@@ -15,7 +15,7 @@ from homolr.protocol.homolr_pb2_grpc import (
     add_ParameterServerServicer_to_server,
 )
 
-SERVICE_NAME = "homolr.v1.ParameterServer"
+SERVICE_NAME = "homolr.v2.ParameterServer"
 
 
 def make_stub(channel: grpc.Channel) -> ParameterServerStub:

@@ -93,6 +93,7 @@ class PsConfig:
     federation: bytes = b""  # canonical federation document (ServerInfo.federation)
     federation_hash: bytes = b""
     federation_name: str = ""
+    label: str = "y"
     limits: ServerLimits = field(default_factory=ServerLimits)
 
 
@@ -203,7 +204,9 @@ def run_ps(
     log = _stderr_log
     if security.attestation_type == "none":
         log(DEV_MODE_BANNER)
-    validation_set = load_csv(config.validate_set, features=config.plan.feature_names or None)
+    validation_set = load_csv(
+        config.validate_set, features=config.plan.feature_names or None, label=config.label
+    )
     plan = plan_for(config.plan, validation_set)
     if resume is not None:
         check_same_plan(resume.plan, plan)
@@ -345,13 +348,13 @@ async def _finish_run(
         if signals.received is None:
             raise
         error = Interrupted(signals.received)
-        return None, Finish(trainer.step, "stopped", str(error)), int(error.exit_code)
+        return None, Finish(trainer.round, "stopped", str(error)), int(error.exit_code)
     except (JoinTimeoutError, RunPausedError) as exc:
         outcome = "paused"
-        return None, Finish(trainer.step, outcome, str(exc)), int(exc.exit_code)
+        return None, Finish(trainer.round, outcome, str(exc)), int(exc.exit_code)
     except (TrainingFailedError, HomolrError) as exc:
-        return None, Finish(trainer.step, "failed", str(exc)), int(exc.exit_code)
-    return result, Finish(result.steps, "completed", result.reason), int(ExitCode.OK)
+        return None, Finish(trainer.round, "failed", str(exc)), int(exc.exit_code)
+    return result, Finish(trainer.round, "completed", result.reason), int(ExitCode.OK)
 
 
 async def _notify_members(state: RunState, signals: _SignalGuard, reporter: Reporter) -> None:

@@ -78,7 +78,6 @@ class ServerLimits:
     idle_s: float = 10.0  # and each later message within this of the previous one
     upload_floor_bytes_per_s: float = 256 * 1024  # overall limit: 30 s + payload at this rate
     upload_base_s: float = 30.0
-    finish_poll_s: float = 1.0  # a finished run answers long polls at once
 
     def upload_limit_s(self, payload_bytes: int) -> float:
         return self.upload_base_s + payload_bytes / self.upload_floor_bytes_per_s
@@ -163,7 +162,9 @@ class Servicer(ParameterServerServicer):
                 f"member '{member_id}' already has a GetModel call in flight",
             )
         record.polling = True
-        if not record.connected:  # a member of a resumed run that polls is back
+        if not (record.connected and record.active):
+            # a member of a resumed run, or one that missed a round, polls again: it is back
+            # (the next round expects it)
             record.connected = record.active = True
             self._state.changed.notify()
         try:

@@ -192,6 +192,11 @@ class Trainer:
     def step(self) -> int:
         return self._step
 
+    @property
+    def round(self) -> int:
+        """The number the next round will have."""
+        return self._round
+
     # ---------------------------------------------------------------------------------- run
     async def run(self) -> TrainingOutcome:
         """Train to the end of the plan (or its stopping rule).
@@ -236,6 +241,7 @@ class Trainer:
                     raise TrainingFailedError(
                         f"{discarded} consecutive rounds were discarded; last: {exc}"
                     ) from None
+                self._checkpoint()  # the round number moved on: a resume must not reuse it
                 continue
             discarded = 0
             previous = self._weights

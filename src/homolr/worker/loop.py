@@ -81,7 +81,10 @@ def check_server_info(
             f"{dataset.source} has {dataset.n_features} features but the PS's plan has "
             f"{info.plan.n_features}"
         )
-    public_key = PublicKey.from_bytes(info.public_key)
+    try:
+        public_key = PublicKey.from_bytes(info.public_key)
+    except (ValueError, TypeError) as exc:
+        raise ProtocolError(f"the PS sent a malformed public key: {exc}") from None
     if public_key.n_bits != info.plan.key_bits:
         raise ProtocolError(
             f"the PS's key has {public_key.n_bits} bits; its plan says {info.plan.key_bits}"

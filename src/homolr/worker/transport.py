@@ -204,6 +204,10 @@ class Connection:
                 "check the certificates (is this member's certificate in the PS's federation "
                 "file?)"
             )
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+            raise ProtocolError(
+                f"{name}: a message exceeded gRPC's size limit ({details}); not retrying"
+            )
         if code in RETRYABLE:
             return
         error = STATUS_ERRORS.get(code)
