@@ -7,21 +7,32 @@ the locations of Ubuntu's gramine package and the ``python`` helpers pointing at
 machine's virtual environment. The ``-D`` values are the ones the Makefile passes
 (``make -n`` prints them), so the test renders what operators get.
 
-A probe subprocess, started the way the manifest starts the PS (same interpreter, same
-flags, same environment, same stack limit), imports what ``homolr ps`` imports and
-starts a gRPC server; the files it loaded must all be trusted and mounted, and its
-memory peak and thread count must fit the enclave size and thread slots.
+Two processes are started the way the manifest starts the PS (same interpreter, same flags,
+same ``loader.env``, same stack limit):
+
+* a probe that imports every module of homolr and the libraries the PS uses: every file it
+  loaded must be trusted and mounted;
+* a real ``homolr ps`` with the manifest's own command line (its in-enclave paths mapped to the
+  host directories through ``fs.mounts``, attestation simulated), trained by two real members
+  over mutual TLS: its threads (sampled from /proc during the run) must match
+  :data:`homolr.server.app.ENCLAVE_THREADS` plus gRPC's, and fit ``sgx.max_threads``; its memory
+  peak must fit ``sgx.enclave_size``.
 """
 
 from __future__ import annotations
 
+import argparse
+import collections
+import csv
 import json
 import os
+import random
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +42,12 @@ import jinja2
 import jinja2.meta
 import pytest
 
+from homolr.cli import build_parser
+from homolr.commands import PLAN_OPTIONS
+from homolr.crypto.keys import CONSTANT_TIME_ENV
 from homolr.crypto.parallel import WORKERS_ENV
-from homolr.server.app import rpc_threads
+from homolr.server.app import ENCLAVE_THREADS
+from tests.integration.harness import member_identities, write_federation
 
 REPO = Path(__file__).resolve().parents[2]
 GRAMINE_DIR = REPO / "deploy" / "gramine"
@@ -45,16 +60,21 @@ ARCH_LIBDIR = "/lib/x86_64-linux-gnu"
 # Where Ubuntu's gramine package installs (meson PKGLIBDIR): stand-ins, never opened here.
 PKGLIBDIR = Path("/usr/lib/x86_64-linux-gnu/gramine")
 
-SEALED, CONFIG, OUT = "/sealed", "/config", "/out"
+FEDERATION, SEALED, OUT = "/federation", "/sealed", "/out"
+FEDERATION_FILE = f"{FEDERATION}/federation.toml"
+VALIDATION_FILE = f"{FEDERATION}/validate.csv"
 
-# Sizing model (README.md "Sizing"): measured footprint plus what the probe cannot show.
+# Sizing model (deploy/gramine/README.md "Sizing"): measured footprint plus what a run here
+# cannot show.
 GRAMINE_OVERHEAD = 128 * 2**20  # PAL + LibOS code and heap, per-slot TCS/SSA/PAL stacks, manifest
-WORKLOAD_ALLOWANCE = 64 * 2**20  # default model: 31 weights x workers ciphertexts, key, tables
+WORKLOAD_ALLOWANCE = 64 * 2**20  # default model: 31 weights x members ciphertexts, key, tables
 MEMORY_HEADROOM = 1.25
-GRAMINE_THREADS = 3  # IPC thread, async thread, one transient TLS-handshake thread
+# Threads (README "Sizing"): what the PS runs (ENCLAVE_THREADS), what gRPC adds, what Gramine adds.
+GRPC_AIO_POLLER = 1  # grpc.aio's completion-queue poller: a Python thread, started by aio.server
 GRPC_EVENT_ENGINE_MAX = 16  # PosixEventEngine pool: Clamp(host cores, 4, 16) reserve threads
-GRPC_WORKERS = rpc_threads(2)  # the servicer's thread pool for the default two workers
-SPARE_APP_THREADS = 1  # rich's live-refresh thread
+GRPC_CORE_THREADS = ("event_engine", "grpc_global_tim", "lifeguard")  # comm names (15 chars)
+RICH_REFRESH = 1  # rich's live-refresh thread, when stderr is a terminal
+GRAMINE_THREADS = 3  # IPC thread, async thread, one transient TLS-handshake thread
 THREAD_HEADROOM = 1.5
 
 pytestmark = [
@@ -223,18 +243,53 @@ def unreachable_mapped(files: Sequence[str], layout: Layout) -> list[str]:
     return [f for f in files if not (covered(f, trusted) and covered(f, hosts))]
 
 
+def host_path(path: str, mounts: Sequence[tuple[str, str, str]]) -> str:
+    """Host file behind an in-enclave path, through its (longest) chroot or encrypted mount."""
+    best = max(
+        (m for m in mounts if path == m[0] or path.startswith(m[0].rstrip("/") + "/")),
+        key=lambda m: len(m[0]),
+        default=None,
+    )
+    assert best is not None and best[2] in ("chroot", "encrypted"), f"{path}: not on a host mount"
+    return best[1] + path[len(best[0]) :]
+
+
+def ps_arguments(manifest: Mapping[str, Any]) -> list[str]:
+    """The arguments after ``homolr ps`` in ``loader.argv``."""
+    argv: list[str] = manifest["loader"]["argv"]
+    assert argv[argv.index(str(CONSOLE_SCRIPT)) + 1] == "ps"
+    return argv[argv.index(str(CONSOLE_SCRIPT)) + 2 :]
+
+
+def launch_prefix(manifest: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """Command prefix (stack limit, interpreter and its flags) and environment of the manifest."""
+    argv = manifest["loader"]["argv"]
+    flags = argv[1 : argv.index(str(CONSOLE_SCRIPT))]
+    env = {k: v for k, v in manifest["loader"]["env"].items() if k != "LD_LIBRARY_PATH"}
+    stack_kib = size_in_bytes(manifest["sys"]["stack"]["size"]) // 1024
+    command = ["/bin/sh", "-c", 'ulimit -s "$0" && exec "$@"', str(stack_kib), argv[0], *flags]
+    return command, env
+
+
+def plan_option_strings() -> set[str]:
+    """Every option string of ``homolr ps``'s training-plan options, aliases included."""
+    parser = build_parser()
+    [subparsers] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    ps = subparsers.choices["ps"]
+    return {s for a in ps._actions if a.dest in PLAN_OPTIONS for s in a.option_strings}
+
+
 # --------------------------------------------------------------------------------------
 # fixtures
 
 
 @pytest.fixture(scope="module")
 def host_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Host directories behind /config, /sealed and /out (the validation set must exist)."""
+    """Host directories behind /federation, /sealed and /out (empty: nothing is measured)."""
     root = tmp_path_factory.mktemp("gramine")
-    dirs = {name: root / name for name in ("config", "sealed", "out")}
+    dirs = {name: root / name for name in ("federation", "sealed", "out")}
     for path in dirs.values():
         path.mkdir()
-    (dirs["config"] / "validate.csv").write_text("id,y,x0\n1,0,0.5\n")
     return {name: str(path) for name, path in dirs.items()}
 
 
@@ -242,7 +297,7 @@ def _defines(debug: bool, host_dirs: Mapping[str, str]) -> dict[str, str]:
     return makefile_defines(
         debug,
         VENV=str(VENV),
-        CONFIG_DIR=host_dirs["config"],
+        FEDERATION_DIR=host_dirs["federation"],
         SEALED_DIR=host_dirs["sealed"],
         OUT_DIR=host_dirs["out"],
     )
@@ -263,7 +318,7 @@ def debug_manifest(host_dirs: Mapping[str, str]) -> dict[str, Any]:
 
 
 PROBE = r"""
-import collections, importlib, importlib.util, json, os, pkgutil, sys, time
+import importlib, importlib.util, json, os, pkgutil, sys
 
 report = {"strict": [], "failed": []}
 for name in ("homolr.cli", "homolr.server.app"):
@@ -274,8 +329,9 @@ for name in ("homolr.cli", "homolr.server.app"):
     if spec is not None:
         importlib.import_module(name)
         report["strict"].append(name)
-for name in ("numpy", "gmpy2", "grpc", "google.protobuf", "sklearn.metrics", "rich.console",
-             "cryptography.x509", "cryptography.hazmat.primitives.asymmetric.ec"):
+for name in ("numpy", "gmpy2", "grpc", "grpc.aio", "google.protobuf", "sklearn.metrics",
+             "rich.console", "cryptography.x509", "cryptography.hazmat.primitives.asymmetric.ec",
+             "dp_accounting"):
     importlib.import_module(name)
 import homolr
 for info in pkgutil.walk_packages(homolr.__path__, "homolr.", onerror=report["failed"].append):
@@ -285,51 +341,167 @@ for info in pkgutil.walk_packages(homolr.__path__, "homolr.", onerror=report["fa
         importlib.import_module(info.name)
     except (Exception, SystemExit) as exc:
         report["failed"].append(f"{info.name}: {type(exc).__name__}: {exc}")
-
-from concurrent import futures
-import grpc
-workers = int(sys.argv[1])
-pool = futures.ThreadPoolExecutor(max_workers=workers)
-server = grpc.server(pool)
-server.add_insecure_port("127.0.0.1:0")
-server.start()
-busy = [pool.submit(time.sleep, 0.3) for _ in range(workers)]
-time.sleep(0.15)
-threads = collections.Counter(
-    open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task"))
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 maps = sorted({line.split(None, 5)[5].strip() for line in open("/proc/self/maps")
                if len(line.split(None, 5)) == 6})
-server.stop(0)
-pool.shutdown(wait=True)
 report.update(
     modules=sorted({m.__file__ for m in list(sys.modules.values())
                     if isinstance(getattr(m, "__file__", None), str)}),
-    maps=maps, threads=dict(threads), vm_peak_kib=int(status["VmPeak"].split()[0]),
-    exe=os.path.realpath("/proc/self/exe"), comm=open("/proc/self/comm").read().strip())
+    maps=maps, vm_peak_kib=int(status["VmPeak"].split()[0]),
+    exe=os.path.realpath("/proc/self/exe"))
 print(json.dumps(report))
 """
 
 
 @pytest.fixture(scope="module")
 def probe(production: Mapping[str, Any]) -> dict[str, Any]:
-    """Run the PS's imports and a gRPC server as the manifest would start them."""
-    argv = production["loader"]["argv"]
-    flags = argv[1 : argv.index(str(CONSOLE_SCRIPT))]
-    env = {k: v for k, v in production["loader"]["env"].items() if k != "LD_LIBRARY_PATH"}
-    stack_kib = size_in_bytes(production["sys"]["stack"]["size"]) // 1024
-    command = ["/bin/sh", "-c", 'ulimit -s "$0" && exec "$@"', str(stack_kib), argv[0], *flags]
+    """Import everything the PS may import, started as the manifest would start it."""
+    command, env = launch_prefix(production)
     done = subprocess.run(
-        [*command, "-c", PROBE, str(GRPC_WORKERS)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        [*command, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, f"probe failed:\n{done.stderr[-3000:]}"
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return report
+
+
+@dataclass(frozen=True)
+class PsRun:
+    """What a real PS showed while it trained: exit status, logs, /proc samples."""
+
+    returncode: int
+    log: str
+    threads: dict[str, int]  # thread name (comm) -> count, at the sample with the most threads
+    vm_peak_kib: int
+    maps: tuple[str, ...]  # files mapped by the PS at any sample
+    out_dir: Path
+
+
+FEATURES = ("f0", "f1", "f2", "f3")
+
+
+def _write_csv(path: Path, rows: int, rng: random.Random) -> None:
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["id", "y", *FEATURES])
+        for i in range(rows):
+            x = [rng.uniform(-1.0, 1.0) for _ in FEATURES]
+            out.writerow([i, int(x[0] - 0.5 * x[1] > 0), *(f"{v:.5f}" for v in x)])
+
+
+def _sample(pid: int, exe: str, threads: collections.Counter[str], maps: set[str]) -> int:
+    """Thread names and mapped files of ``pid`` once it runs ``exe`` (not the shell that sets
+    the stack limit); returns VmPeak (KiB), 0 if it is gone or not yet ``exe``."""
+    try:
+        if os.path.realpath(f"/proc/{pid}/exe") != exe:
+            return 0
+        names = [
+            Path(f"/proc/{pid}/task/{task}/comm").read_text().strip()
+            for task in os.listdir(f"/proc/{pid}/task")
+        ]
+        status = Path(f"/proc/{pid}/status").read_text()
+        lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    except OSError:
+        return 0
+    if len(names) > sum(threads.values()):
+        threads.clear()
+        threads.update(names)
+    maps.update(w[5] for w in (line.split(None, 5) for line in lines) if len(w) == 6)
+    peak = re.search(r"^VmPeak:\s+(\d+)", status, flags=re.M)
+    return int(peak[1]) if peak else 0
+
+
+@pytest.fixture(scope="module")
+def ps_run(
+    production: Mapping[str, Any],
+    host_dirs: Mapping[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> PsRun:
+    """A real PS started with the manifest's command line and environment, trained by two
+    members. In-enclave paths are mapped to the host directories through ``fs.mounts``; only
+    what needs SGX changes: ``--attestation simulated`` (a synthetic quote with the same report
+    data), loopback and any free port."""
+    work = tmp_path_factory.mktemp("ps-run")
+    members = ("clinic-a", "clinic-b")
+    identities = member_identities(work / "identities", members)
+    fed_text = write_federation(
+        work / "federation.toml",
+        {m: identities[m][0] for m in members},
+        name="deploy-check",
+        plan={"iterations": 6, "eval_every": 2},
+        features=FEATURES,
+    ).read_text()
+    layout = Layout.of(production)
+    args = ps_arguments(production)
+    host = {arg: host_path(arg, layout.mounts) for arg in args if arg.startswith("/")}
+    Path(host[FEDERATION_FILE]).write_text(fed_text)
+    rng = random.Random(20261203)
+    _write_csv(Path(host[VALIDATION_FILE]), 80, rng)
+    port_file = work / "ps.port"
+    args = [host.get(a, a) for a in args]
+    args[args.index("--host") + 1] = "127.0.0.1"
+    args[args.index("--port") + 1] = "0"
+    args[args.index("--attestation") + 1] = "simulated"
+    mrenclave = "5a" * 32
+    command, env = launch_prefix(production)
+    interpreter = os.path.realpath(production["libos"]["entrypoint"])
+    log_path = work / "ps.log"
+    with log_path.open("w") as log:
+        ps = subprocess.Popen(
+            [*command, str(CONSOLE_SCRIPT), "ps", *args, "--port-file", str(port_file),
+             "--mrenclave", mrenclave],
+            env=env, stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+    workers: list[subprocess.Popen[bytes]] = []
+    threads: collections.Counter[str] = collections.Counter()
+    maps: set[str] = set()
+    vm_peak = 0
+    try:
+        deadline = time.monotonic() + 60
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            assert ps.poll() is None, f"PS exited {ps.returncode}:\n{log_path.read_text()}"
+            assert time.monotonic() < deadline, f"PS did not listen:\n{log_path.read_text()}"
+            vm_peak = max(vm_peak, _sample(ps.pid, interpreter, threads, maps))
+            time.sleep(0.02)
+        for member in members:
+            own_copy = work / f"{member}.toml"
+            own_copy.write_text(fed_text)
+            train = work / f"{member}.csv"
+            _write_csv(train, 60, rng)
+            cert, key = identities[member]
+            options = {
+                "--federation": own_copy,
+                "--train-set": train,
+                "--id": member,
+                "--cert": cert,
+                "--key": key,
+                "--server": f"127.0.0.1:{port_file.read_text().strip()}",
+                "--state-dir": work / f"state-{member}",
+                "--attestation": "simulated",
+                "--mrenclave": mrenclave,
+            }
+            command_line = [sys.executable, "-m", "homolr", "worker"]
+            command_line += [str(word) for pair in options.items() for word in pair]
+            workers.append(
+                subprocess.Popen(command_line, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        deadline = time.monotonic() + 120
+        while ps.poll() is None and time.monotonic() < deadline:
+            vm_peak = max(vm_peak, _sample(ps.pid, interpreter, threads, maps))
+            time.sleep(0.005)
+    finally:
+        for proc in (ps, *workers):
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+    return PsRun(
+        ps.returncode,
+        log_path.read_text(),
+        dict(threads),
+        vm_peak,
+        tuple(sorted(maps)),
+        Path(host[OUT]),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -364,19 +536,52 @@ def test_entrypoints_and_attestation(production: Mapping[str, Any]) -> None:
     assert isinstance(production["sgx"]["isvsvn"], int) and production["sgx"]["isvsvn"] >= 1
 
 
-def test_argv_is_fixed_and_points_into_the_mounts(production: Mapping[str, Any]) -> None:
+def test_argv_is_fixed_and_names_only_the_mounted_directories(
+    production: Mapping[str, Any],
+) -> None:
     argv = production["loader"]["argv"]
     assert argv[0] == str(ENTRYPOINT)
     assert "-I" in argv[: argv.index(str(CONSOLE_SCRIPT))], "interpreter must run isolated (-I)"
-    assert argv[argv.index(str(CONSOLE_SCRIPT)) + 1] == "ps"
-    assert argv_option(argv, "--attestation") == "dcap"
+    args = ps_arguments(production)
+    assert argv_option(args, "--attestation") == "dcap"
+    assert argv_option(args, "--federation") == FEDERATION_FILE
+    assert argv_option(args, "--validate-set") == VALIDATION_FILE
+    assert argv_option(args, "--sealed-dir") == SEALED and argv_option(args, "--out") == OUT
+    assert "--resume" in args, "a restarted enclave must continue its sealed run by itself"
     mounts = {m["path"]: m for m in production["fs"]["mounts"]}
-    assert argv_option(argv, "--sealed-dir") == SEALED and mounts[SEALED]["type"] == "encrypted"
-    assert argv_option(argv, "--out") == OUT and OUT in mounts
-    validate = argv_option(argv, "--validate-set")
-    assert validate is not None and validate.startswith(CONFIG + "/")
+    assert mounts[SEALED]["type"] == "encrypted" and mounts[FEDERATION].get("type") is None
+    paths = [a for a in args if a.startswith("/")]
+    assert all(p.startswith((FEDERATION + "/", SEALED, OUT)) for p in paths), paths
     flat = flatten(production)
     assert not any(k.startswith("loader.insecure__") for k in flat), "argv must not come from host"
+    assert "loader.argv_src_file" not in flat
+
+
+def test_argv_carries_nothing_federation_specific(production: Mapping[str, Any]) -> None:
+    """The plan comes from the federation file only: no plan option, no member, no policy, so one
+    MRENCLAVE serves every federation (and the PS refuses plan options under attestation)."""
+    args = ps_arguments(production)
+    plan_options = plan_option_strings()
+    assert {"--workers", "--worker-num", "--min-workers", "--iters"} <= plan_options
+    assert plan_options.isdisjoint(args), sorted(plan_options & set(args))
+    for option in ("--mrenclave", "--insecure", "--join-timeout", "--overwrite"):
+        assert option not in args, option
+    parsed = build_parser().parse_args(["ps", *args])
+    assert parsed.command == "ps" and parsed.attestation == "dcap" and not parsed.insecure
+    assert parsed.federation == Path(FEDERATION_FILE)
+    assert all(getattr(parsed, name) in (None, False) for name in PLAN_OPTIONS)
+
+
+def test_manifest_does_not_depend_on_the_federation(
+    host_dirs: Mapping[str, str], tmp_path: Path
+) -> None:
+    """Rendering (hence signing: allowed files are not hashed) gives the same manifest whatever
+    federation files lie in FEDERATION_DIR: MRENCLAVE measures code only."""
+    defines = _defines(False, {**host_dirs, "federation": str(tmp_path)})
+    before = render(defines)
+    (tmp_path / "federation.toml").write_text('version = 1\nname = "other"\n')
+    (tmp_path / "validate.csv").write_text("id,y,x0\n1,0,0.5\n")
+    assert render(defines) == before
 
 
 def test_sealed_state_is_encrypted_with_the_mrenclave_key(
@@ -429,13 +634,14 @@ def test_debug_variant_differs_only_in_debug_settings(
 # environment, files
 
 
-def test_environment_bounds_threads_and_keeps_the_ps_in_process(
+def test_environment_bounds_threads_keeps_the_ps_in_process_and_constant_time(
     production: Mapping[str, Any],
 ) -> None:
     env = production["loader"]["env"]
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         assert env[name] == "1", name
     assert env[WORKERS_ENV] == "0"  # the crypto pool stays off: no fork inside the enclave
+    assert env[CONSTANT_TIME_ENV] == "1"  # secret exponents: GMP's mpz_powm_sec
     assert env["JOBLIB_MULTIPROCESSING"] == "0"
     assert 1 <= int(env["MALLOC_ARENA_MAX"]) <= 4
     assert production["sys"]["disallow_subprocesses"] is True
@@ -452,15 +658,21 @@ def test_trusted_entries_exist_and_directories_end_with_a_slash(
         assert os.path.isdir(path) == path.endswith("/"), f"{uri}: directory URIs end with '/'"
 
 
-def test_allowed_files_cover_no_code_and_no_measured_input(
+def test_federation_inputs_are_allowed_not_trusted_and_nothing_else_is_allowed(
     production: Mapping[str, Any], host_dirs: Mapping[str, str]
 ) -> None:
     allowed = [uri_path(u) for u in production["sgx"].get("allowed_files", [])]
-    assert allowed == [host_dirs["out"] + "/"]
+    assert sorted(allowed) == sorted([host_dirs["federation"] + "/", host_dirs["out"] + "/"])
     trusted = [uri_path(u) for u in production["sgx"]["trusted_files"]]
     for a in allowed:
         for t in trusted:
             assert not (a.startswith(t) or t.startswith(a)), f"allowed {a} overlaps trusted {t}"
+    layout = Layout.of(production)
+    for path in (FEDERATION_FILE, VALIDATION_FILE):
+        host = host_path(path, layout.mounts)
+        assert covered(host, allowed) and not covered(host, trusted), path
+    [mount] = [m for m in production["fs"]["mounts"] if m["path"] == FEDERATION]
+    assert mount == {"path": FEDERATION, "uri": f"file:{host_dirs['federation']}"}
 
 
 def test_console_script_and_pyvenv_cfg_are_trusted(production: Mapping[str, Any]) -> None:
@@ -474,6 +686,7 @@ def test_every_file_the_ps_loads_is_trusted_and_mounted(
     production: Mapping[str, Any], probe: Mapping[str, Any]
 ) -> None:
     assert "homolr.cli" in probe["strict"], "homolr.cli must exist: it is the PS entry point"
+    assert probe["failed"] == [], probe["failed"]
     layout = Layout.of(production)
     modules = [f for f in probe["modules"] if os.path.isabs(f)]
     assert any(f.endswith("/homolr/cli.py") for f in modules)
@@ -497,47 +710,65 @@ def test_coverage_check_reports_a_missing_trusted_entry(
 
 
 # --------------------------------------------------------------------------------------
-# sizing
+# a real PS under the manifest's command line and environment
+
+
+def test_the_manifest_command_line_trains_a_federation(ps_run: PsRun) -> None:
+    assert ps_run.returncode == 0, ps_run.log[-3000:]
+    assert "federation 'deploy-check' sha256:" in ps_run.log
+    assert "(mTLS)" in ps_run.log
+    assert (ps_run.out_dir / "model.json").is_file()
+
+
+def test_every_library_the_running_ps_maps_is_trusted(
+    production: Mapping[str, Any], ps_run: PsRun
+) -> None:
+    shared = [f for f in ps_run.maps if f.startswith("/") and os.path.isfile(f)]
+    shared = [f for f in shared if f != os.path.realpath(production["libos"]["entrypoint"])]
+    assert any("cygrpc" in f for f in shared), "the PS did not map gRPC's extension"
+    assert unreachable_mapped(shared, Layout.of(production)) == []
+
+
+def _grpc_core(name: str) -> bool:
+    return name.startswith(GRPC_CORE_THREADS)
+
+
+def test_the_ps_runs_enclave_threads_plus_grpc_threads(ps_run: PsRun) -> None:
+    """ENCLAVE_THREADS is what the PS itself starts; everything else is gRPC's (the test names
+    them): a new thread in the PS must be counted in the constant and the budget."""
+    threads = ps_run.threads
+    own = sum(n for name, n in threads.items() if not _grpc_core(name))
+    assert own == ENCLAVE_THREADS + GRPC_AIO_POLLER, threads
+    assert threads.get("event_engine", 0) >= 1 and threads.get("lifeguard", 0) == 1, threads
+
+
+def test_thread_slots_cover_the_ps_on_any_host(
+    production: Mapping[str, Any], ps_run: PsRun
+) -> None:
+    threads = ps_run.threads
+    grpc_core = sum(n for name, n in threads.items() if _grpc_core(name))
+    event_engine = threads.get("event_engine", 0)
+    worst = (
+        ENCLAVE_THREADS
+        + GRPC_AIO_POLLER
+        + RICH_REFRESH
+        + grpc_core
+        - event_engine
+        + max(event_engine, GRPC_EVENT_ENGINE_MAX)
+        + GRAMINE_THREADS
+    )
+    assert production["sgx"]["max_threads"] >= THREAD_HEADROOM * worst, (threads, worst)
 
 
 def test_enclave_size_covers_the_measured_peak(
-    production: Mapping[str, Any], probe: Mapping[str, Any]
+    production: Mapping[str, Any], probe: Mapping[str, Any], ps_run: PsRun
 ) -> None:
     size = size_in_bytes(production["sgx"]["enclave_size"])
     assert size & (size - 1) == 0, "SGX enclave size must be a power of two"
     stack = size_in_bytes(production["sys"]["stack"]["size"])
-    spare_threads = max(0, production["sgx"]["max_threads"] - sum(probe["threads"].values()))
-    app = probe["vm_peak_kib"] * 1024 + spare_threads * stack
-    needed = GRAMINE_OVERHEAD + WORKLOAD_ALLOWANCE + MEMORY_HEADROOM * app
-    assert size >= needed, f"enclave_size {size / 2**20:.0f} MiB < needed {needed / 2**20:.0f} MiB"
-
-
-def test_thread_slots_cover_the_measured_threads(
-    production: Mapping[str, Any], probe: Mapping[str, Any]
-) -> None:
-    threads: dict[str, int] = probe["threads"]
-    assert threads.get(probe["comm"], 0) >= GRPC_WORKERS + 1, f"pool not saturated: {threads}"
-    grpc_growth = max(0, GRPC_EVENT_ENGINE_MAX - threads.get("event_engine", 0))
-    needed = sum(threads.values()) + grpc_growth + GRAMINE_THREADS + SPARE_APP_THREADS
-    assert production["sgx"]["max_threads"] >= THREAD_HEADROOM * needed, (threads, needed)
-
-
-# --------------------------------------------------------------------------------------
-# the CLI accepts the measured arguments
-
-
-def test_default_ps_args_are_options_of_homolr_ps(production: Mapping[str, Any]) -> None:
-    argv = production["loader"]["argv"]
-    ps_args = argv[argv.index("ps") + 1 :]
-    done = subprocess.run(
-        [sys.executable, "-m", "homolr", "ps", "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
+    spare_threads = max(0, production["sgx"]["max_threads"] - sum(ps_run.threads.values()))
+    peak = max(probe["vm_peak_kib"], ps_run.vm_peak_kib) * 1024
+    needed = (
+        GRAMINE_OVERHEAD + WORKLOAD_ALLOWANCE + MEMORY_HEADROOM * (peak + spare_threads * stack)
     )
-    if done.returncode != 0 and "No module named" in done.stderr:
-        pytest.skip("homolr has no CLI yet")
-    assert done.returncode == 0, done.stderr
-    known = set(re.findall(r"--[a-z][a-z0-9-]*", done.stdout))
-    unknown = {a for a in ps_args if a.startswith("--")} - known
-    assert unknown == set(), f"PS_ARGS uses options `homolr ps` does not know: {sorted(unknown)}"
+    assert size >= needed, f"enclave_size {size / 2**20:.0f} MiB < needed {needed / 2**20:.0f} MiB"

@@ -78,6 +78,15 @@ FINISH_NOTICE_S = 10.0
 FINISH_NOTICE_AFTER_SIGNAL_S = 1.0
 #: A whole RPC message: the largest data message plus room for the header.
 MESSAGE_MARGIN = 64 * 1024
+ENCLAVE_THREADS = 3
+"""Threads the PS itself runs, whatever the number of members: the main thread (the asyncio event
+loop: every RPC, the training coroutine, the awake-clock ticker) and the one thread of each of
+the two executors of :func:`_serve` (``homolr-fold``: validating and folding received
+ciphertexts; ``homolr-work``: encryption, decryption, evaluation, checkpoints). Waiting calls
+hold no thread. Not counted: gRPC's own threads (grpc.aio's completion-queue poller, the C core's
+event-engine pool, timer and lifeguard), rich's refresh thread (only on a terminal) and Gramine's
+helpers; deploy/gramine/README.md adds them up for ``sgx.max_threads``, and
+tests/enclave/test_gramine_manifest.py counts the threads of a running PS against this number."""
 
 
 @dataclass(frozen=True)
@@ -457,6 +466,7 @@ def _stderr_log(text: str) -> None:
 
 __all__ = [
     "DEV_MODE_BANNER",
+    "ENCLAVE_THREADS",
     "PsConfig",
     "PsKeys",
     "plan_for",
