@@ -304,9 +304,11 @@ def test_resubmitted_chunks_are_skipped(keys: KeyPair) -> None:
     # the stream broke; the member sends its byte-identical update again
     assert not round_sum.fold("a", 0, _chunk(layout, data, 0, width))
     assert round_sum.fold("a", 1, _chunk(layout, data, 1, width))
-    # a different second update for the same chunk is not folded either
+    # a different second update for the same chunk is refused: a member resends exactly its
+    # stored upload, so other bytes are a protocol violation, not a resubmission
     other = _update(pk, np.full(12, 999.0)).to_bytes()
-    assert not round_sum.fold("a", 0, _chunk(layout, other, 0, width))
+    with pytest.raises(ProtocolError, match="resubmitted with other bytes"):
+        round_sum.fold("a", 0, _chunk(layout, other, 0, width))
     assert round_sum.has_chunk("a", 0) and round_sum.has_chunk("a", 1)
     _fold_all(round_sum, updates, [(m, k) for m in ("b", "c") for k in range(2)])
     _decrypt_ready(round_sum)

@@ -79,8 +79,11 @@ def test_pinned_certificate_check() -> None:
     with pytest.raises(AttestationError) as info:
         check_pinned_certificate(one.certificate_pem, other.certificate_pem)
     assert info.value.check == "tls-certificate"
+    with pytest.raises(AttestationError, match="not a PEM") as garbage:
+        check_pinned_certificate(one.certificate_pem, b"garbage")  # from the PS: attestation
+    assert garbage.value.check == "tls-certificate"
     with pytest.raises(TransportError, match="not a PEM"):
-        check_pinned_certificate(one.certificate_pem, b"garbage")
+        check_pinned_certificate(b"garbage", one.certificate_pem)  # our own pin: transport
 
 
 # --- real gRPC server on 127.0.0.1 -------------------------------------------------------------
