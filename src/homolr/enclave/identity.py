@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from homolr.enclave.tls import _key_pem, _key_usage, _name, _new_key, _validity, _write_file
+from homolr.enclave.tls import _key_pem, _key_usage, _name, _new_key, _validity
 from homolr.errors import ConfigError, PolicyError
 from homolr.federation.certificates import (
     MEMBER_URI_PREFIX,
@@ -46,6 +46,7 @@ from homolr.federation.certificates import (
     validate_member_id,
 )
 from homolr.federation.template import federation_member_snippet
+from homolr.files import write_atomically
 
 if TYPE_CHECKING:
     from homolr.federation.schema import Federation
@@ -143,8 +144,8 @@ def write_member_identity(
             "federation file lists the old key's fingerprint); pass overwrite to replace it"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_file(key_path, identity.private_key_pem, _KEY_MODE)
-    _write_file(cert_path, identity.certificate_pem, _CERT_MODE)
+    write_atomically(key_path, identity.private_key_pem, _KEY_MODE)
+    write_atomically(cert_path, identity.certificate_pem, _CERT_MODE)
     return cert_path, key_path
 
 

@@ -23,11 +23,8 @@ No pickle: documents are JSON, big integers are lower-case hex strings.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ import gmpy2
 
 from homolr.crypto import PrivateKey, PublicKey
 from homolr.errors import ConfigError, DataError, HomolrError
+from homolr.files import fsync_directory, write_atomically
 
 PRIVATE_KEY_FORMAT = "homolr-paillier-private-key"
 PRIVATE_KEY_VERSION = 1
@@ -51,19 +49,6 @@ def _check_name(name: str) -> str:
             "(1-128 characters, not starting with a dot, not ending in .tmp)"
         )
     return name
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Persist a rename; best effort (some file systems refuse to open directories)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SealedStore:
@@ -105,20 +90,7 @@ class SealedStore:
             text = json.dumps(document, sort_keys=True, allow_nan=False, indent=1)
         except (TypeError, ValueError) as error:
             raise DataError(f"{target}: document is not JSON-serialisable: {error}") from None
-        temporary = self.directory / f".{name}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-            raise
-        _fsync_directory(self.directory)
+        write_atomically(target, (text + "\n").encode("utf-8"), _FILE_MODE)
         return target
 
     def load(self, name: str) -> dict[str, Any] | None:
@@ -155,7 +127,7 @@ class SealedStore:
             path.unlink()
         except FileNotFoundError:
             return False
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
         return True
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import socket
 import ssl
 import tempfile
@@ -39,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from homolr.errors import AttestationError, ConfigError, TransportError
+from homolr.files import write_atomically
 
 #: Name the PS certificate is issued for; workers override the TLS target name to it.
 SERVER_NAME = "homolr-ps"
@@ -180,22 +180,6 @@ def _key_usage(*, digital_signature: bool = False, cert_sign: bool = False) -> x
     )
 
 
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` atomically with permissions ``mode`` (set before any byte lands)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def check_pinned_certificate(pinned_pem: bytes, received_pem: bytes) -> None:
     """Check that the certificate sent in the key-exchange reply is the pinned one.
 
@@ -306,8 +290,8 @@ def _load_client_chain(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes)
     with tempfile.TemporaryDirectory(prefix="homolr-tls-") as directory:
         cert_path = Path(directory) / "client.pem"
         key_path = Path(directory) / "client.key"
-        _write_file(key_path, key_pem, _KEY_MODE)
-        _write_file(cert_path, cert_pem, _KEY_MODE)
+        write_atomically(key_path, key_pem, _KEY_MODE)
+        write_atomically(cert_path, cert_pem, _KEY_MODE)
         try:
             context.load_cert_chain(cert_path, key_path)
         except ssl.SSLError as error:

@@ -43,6 +43,7 @@ from homolr.errors import (
     RunPausedError,
     TrainingFailedError,
 )
+from homolr.files import write_atomically
 from homolr.learning import Dataset, LogisticModel, add_bias, load_csv, sigmoid
 from homolr.learning import Scaler as LearnedScaler
 from homolr.protocol.messages import PROTOCOL_VERSION, Outcome, Scaler, ServerInfo, TrainingPlan
@@ -197,7 +198,7 @@ def save_validation_scores(out_dir: Path, weights: np.ndarray, validation: Valid
     p = sigmoid(validation.Xb @ weights)
     rows = ["y,probability", *(f"{int(y)},{q:.17g}" for y, q in zip(validation.y, p, strict=True))]
     path = out_dir / "validation_scores.csv"
-    _write_atomically(path, "\n".join(rows) + "\n")
+    write_atomically(path, ("\n".join(rows) + "\n").encode(), mode=0o644)
     return path
 
 
@@ -280,7 +281,7 @@ async def _serve(
     port = _bind(server, config.host, config.port, security)
     await server.start()
     if config.port_file is not None:
-        _write_atomically(config.port_file, f"{port}\n")
+        write_atomically(config.port_file, f"{port}\n".encode(), mode=0o644)
     log(
         f"listening on {config.host}:{port} ({'insecure' if security.credentials is None else 'mTLS'}); "
         f"run {keys.run_id}; {plan.mode} mode; participation {plan.participation}; "
@@ -452,12 +453,6 @@ def _checkpointer(
         )
 
     return save
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _stderr_log(text: str) -> None:

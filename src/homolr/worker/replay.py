@@ -23,13 +23,13 @@ import fcntl
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from homolr.errors import DataError, RollbackError
+from homolr.files import write_atomically
 from homolr.protocol.messages import Update, UpdateHeader
 
 FORMAT = "homolr-member-state"
@@ -92,7 +92,7 @@ class ReplayGuard:
                 )
             digest = hashlib.sha256(self._run_key.encode()).hexdigest()[:16]
             name = f"member-{self.member}.{digest}.bin"
-            _write_atomically(self.directory / name, update.payload)
+            write_atomically(self.directory / name, update.payload)
             entry = {
                 "round": round_,
                 "header": asdict(update.header),
@@ -101,7 +101,7 @@ class ReplayGuard:
             }
             runs = {**self._document["runs"], self._run_key: entry}
             document = {**self._document, "runs": runs}
-            _write_atomically(self.path, json.dumps(document, sort_keys=True, indent=1).encode())
+            write_atomically(self.path, json.dumps(document, sort_keys=True, indent=1).encode())
             self._document = document
 
     def _stored(self) -> Update | None:
@@ -175,27 +175,6 @@ def _locked(state_file: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
-    with contextlib.suppress(OSError):
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
 
 
 __all__ = ["ReplayGuard"]
