@@ -21,7 +21,6 @@ import csv
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from homolr.errors import DataError
+from homolr.server.reporting import RoundRecord
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -37,19 +37,8 @@ _INT_FIELDS = ("iteration", "bytes", "workers")
 _FIELD_ORDER = ("iteration", "acc", "loss", "auc", "seconds", "bytes", "workers")
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    """One evaluation of the global model (one line of ``metrics.jsonl``)."""
-
-    iteration: int
-    acc: float
-    loss: float
-    auc: float
-    seconds: float
-    bytes: int
-    workers: int
-    run_id: str | None = None
-    epsilon: float | None = None
+#: One evaluation of the global model: one line of ``metrics.jsonl`` (the type the PS writes).
+RunRecord = RoundRecord
 
 
 def _number(doc: dict[str, Any], field: str, where: str, *, integer: bool) -> Any:

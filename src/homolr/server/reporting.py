@@ -34,7 +34,6 @@ class RoundRecord:
     on the wire since the previous record.
     """
 
-    run_id: str
     iteration: int
     acc: float
     loss: float
@@ -42,6 +41,7 @@ class RoundRecord:
     seconds: float
     bytes: int
     workers: int
+    run_id: str | None = None
     epsilon: float | None = None
 
 
