@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import hmac
 import importlib
 import inspect
+import math
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from types import ModuleType
 import grpc
 import numpy as np
 import pytest
+from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
 
 from homolr.cli import build_parser
@@ -28,15 +31,31 @@ from homolr.crypto import EncryptedVector, PackingSpec, generate_keypair, matvec
 from homolr.crypto._public import PublicKey
 from homolr.crypto._slots import pack_ints, unpack_ints
 from homolr.crypto.encoding import to_fixed_point
+from homolr.crypto.keys import PrivateKey
 from homolr.enclave.binding import report_data_for_federation
-from homolr.errors import ExitCode
-from homolr.learning import add_bias, learning_rate, linear_update, sufficient_stats
+from homolr.enclave.keyholder import KeyHolder, ParticipationRule
+from homolr.errors import ExitCode, HomolrError
+from homolr.federation.plan import _round_up
+from homolr.learning import (
+    Dataset,
+    add_bias,
+    learning_rate,
+    linear_update,
+    scaling,
+    sufficient_stats,
+)
+from homolr.privacy import calibrate_noise_multiplier, clip_rows, clip_update, keyed_source
 from homolr.protocol import homolr_pb2 as pb
-from homolr.protocol.messages import ModelHeader, Outcome, TrainingPlan
-from homolr.server.app import max_concurrent_rpcs, server_options
+from homolr.protocol.messages import MAX_SAMPLES, ModelHeader, Outcome, TrainingPlan
+from homolr.server.app import max_concurrent_rpcs, plan_for, server_options
 from homolr.server.servicer import _STATUS
 from homolr.worker.loop import outcome_error
-from homolr.worker.transport import RETRYABLE, STATUS_ERRORS, backoff_delays, channel_options
+from homolr.worker.transport import (
+    RETRYABLE,
+    Connection,
+    backoff_delays,
+    channel_options,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "protocol.md"
@@ -47,6 +66,13 @@ _SEPARATOR = re.compile(r"\|(\s*:?-+:?\s*\|)+")
 @pytest.fixture(scope="module")
 def doc() -> str:
     return DOC.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def private_key() -> PrivateKey:
+    """The private key of a real (512-bit, test-only) key pair, for the vectors that go through
+    the crypto."""
+    return generate_keypair(512, insecure_small_key=True)[1]
 
 
 # ------------------------------------------------------------------------------ doc parsing
@@ -142,6 +168,36 @@ def test_every_rpc_message_field_and_enum_value_of_the_proto_is_named_in_the_doc
     assert not missing, f"docs/protocol.md does not name (in code spans): {', '.join(missing)}"
 
 
+def _plan_mapping_rows(doc: str) -> list[list[str]]:
+    """Rows of section 3.3's table "| `TrainingPlan` field | value |"."""
+    lines = doc.splitlines()
+    start = lines.index("| `TrainingPlan` field | value |")
+    rows: list[list[str]] = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_the_plan_derivation_table_names_exactly_the_plans_fields(doc: str) -> None:
+    named = {name for cells in _plan_mapping_rows(doc) for name in re.findall(r"`(\w+)`", cells[0])}
+    fields = {field.name for field in pb.TrainingPlan.DESCRIPTOR.fields}
+    assert named == fields, (
+        f"section 3.3 names {sorted(named - fields)} that are no plan fields and misses "
+        f"{sorted(fields - named)}"
+    )
+
+
+def test_reserved_plan_field_numbers_are_stated_as_reserved(doc: str) -> None:
+    file = descriptor_pb2.FileDescriptorProto.FromString(pb.DESCRIPTOR.serialized_pb)
+    [plan] = [m for m in file.message_type if m.name == "TrainingPlan"]
+    reserved = [n for r in plan.reserved_range for n in range(r.start, r.end)]
+    assert reserved, "the .proto reserves a TrainingPlan field number; the test expects one"
+    for number in reserved:
+        assert f"Field number {number} of `TrainingPlan` is reserved" in doc
+
+
 def test_the_doc_names_the_service_by_its_wire_name(doc: str) -> None:
     service = pb.DESCRIPTOR.services_by_name["ParameterServer"]
     assert f"`{service.full_name}`" in doc
@@ -180,20 +236,40 @@ def test_outcome_table_states_the_exit_status_homolr_workers_use(doc: str) -> No
 # -------------------------------------------------------------------------------- statuses
 
 
+def _details_for(status_cell: str) -> str:
+    """A status message of the kind the row's status cell describes."""
+    if "TLS" in status_cell:
+        return "failed to connect: SSL handshake failed"
+    if "larger than max" in status_cell:
+        return "Received message larger than max (6000000 vs. 5242880)"
+    return "refused"
+
+
 def test_status_table_matches_what_the_worker_retries_and_how_it_stops(doc: str) -> None:
+    """Every "retries" / "stops (exit N)" claim is checked against the worker's own classification
+    of that status (and message) in :class:`~homolr.worker.transport.Connection`."""
     rows = _table_rows(_section(doc, "Status codes"))
     assert rows
     codes_in_doc: set[grpc.StatusCode] = set()
-    for rpc, status, _meaning, action in rows:
-        code = grpc.StatusCode[_unquote(status.split()[0])]
-        codes_in_doc.add(code)
-        stop = re.match(r"stops \(exit (\d+)\)", action)
-        if action.startswith("retries"):
-            assert code in RETRYABLE, f"{rpc} {code.name}: documented as retried"
-        elif stop and code in STATUS_ERRORS and "TLS" not in status:
-            assert int(STATUS_ERRORS[code].exit_code) == int(stop.group(1)), (rpc, code.name)
-        if code in RETRYABLE and "TLS" not in status:
-            assert action.startswith("retries"), f"{rpc} {code.name}: the worker retries it"
+    checked = 0
+    with Connection("localhost:9") as connection:  # no call is made: lazy channel
+        for rpc, status, _meaning, action in rows:
+            code = grpc.StatusCode[_unquote(status.split()[0])]
+            codes_in_doc.add(code)
+            stop = re.match(r"stops \(exit (\d+)\)", action)
+            if not (stop or action.startswith("retries")):
+                assert code not in RETRYABLE, f"{rpc} {status}: say whether the worker retries"
+                continue
+            checked += 1
+            try:
+                connection._raise_unless_retryable(rpc, code, _details_for(status))
+            except HomolrError as exc:
+                assert stop, f"{rpc} {status}: documented as retried, the worker stops ({exc})"
+                assert int(exc.exit_code) == int(stop.group(1)), (rpc, status, exc.exit_code)
+            else:
+                assert not stop, f"{rpc} {status}: documented as stopping, the worker retries"
+                assert code in RETRYABLE
+    assert checked >= 10
     produced = {code for _, code in _STATUS} | {
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -240,6 +316,8 @@ DERIVED: dict[str, Callable[[], object]] = {
         .parse_args(["worker", "--train-set", "train.csv", "--id", "alice"])
         .retry_budget
     ),
+    "MOMENTS_FLOAT_MARGIN": lambda: float(scaling._FLOAT_MARGIN),
+    "NOISE_MULTIPLIER_DIGITS": lambda: inspect.signature(_round_up).parameters["digits"].default,
 }
 
 
@@ -284,6 +362,7 @@ def test_constants_table_covers_what_a_third_party_needs(doc: str) -> None:
     names = {cells[0] for cells in _constant_rows(doc)}
     needed = {
         "PROTOCOL_VERSION",
+        "SERVICE_NAME",
         "WORKER_ID_PATTERN",
         "MAX_SAMPLES",
         "DEFAULT_CHUNK_CIPHERTEXTS",
@@ -295,6 +374,8 @@ def test_constants_table_covers_what_a_third_party_needs(doc: str) -> None:
         "SERVER_NAME",
         "VALUE_BITS",
         "HEADROOM_BITS",
+        "MAX_ENCRYPTED_FRAC_BITS",
+        "CLIP_MARGIN",
         "MIN_PING_INTERVAL_WITHOUT_DATA_MS",
     }
     assert needed <= names, f"missing constants: {sorted(needed - names)}"
@@ -315,10 +396,10 @@ def _vector(vectors: dict[str, str], prefix: str) -> str:
     return matches[0]
 
 
-def _encrypted_step_example() -> tuple[list[int], int, list[int]]:
+def _encrypted_step_example(private_key: PrivateKey) -> tuple[list[int], int, list[int]]:
     """Section 7.3's example through homolr's own code, with a real (512-bit) key: the decrypted
     step, the decrypted packed plaintext, and the unpacked sum of two such uploads."""
-    public_key, private_key = generate_keypair(512, insecure_small_key=True)
+    public_key = private_key.public_key
     f = 8
     stats = sufficient_stats(add_bias(np.array([[1.0], [-0.5]])), np.array([1, 0]))
     M, b = linear_update(stats, learning_rate("constant", 0.5, 0), 0.01)
@@ -335,7 +416,9 @@ def _encrypted_step_example() -> tuple[list[int], int, list[int]]:
     return signed, plaintext, summed
 
 
-def test_test_vectors_are_what_the_code_computes(vectors: dict[str, str]) -> None:
+def test_test_vectors_are_what_the_code_computes(
+    vectors: dict[str, str], private_key: PrivateKey
+) -> None:
     pk, spki, fed_hash = bytes([1, 2, 3]), bytes([4, 5]), bytes(range(32))
     assert (
         _vector(vectors, "report data v2") == report_data_for_federation(pk, spki, fed_hash).hex()
@@ -343,7 +426,7 @@ def test_test_vectors_are_what_the_code_computes(vectors: dict[str, str]) -> Non
     assert _vector(vectors, "public key bytes") == PublicKey(187, 23447).to_bytes().hex()
     assert int(_vector(vectors, "fixed point of `-0.15625`")) == to_fixed_point(-0.15625, 4)[0]
     assert int(_vector(vectors, "fixed point of `0.09375`")) == to_fixed_point(0.09375, 4)[0]
-    signed, plaintext, summed = _encrypted_step_example()
+    signed, plaintext, summed = _encrypted_step_example(private_key)
     assert ast.literal_eval(_vector(vectors, "encrypted step")) == signed
     assert int(_vector(vectors, "packed plaintext"), 16) == plaintext
     assert pack_ints(signed, PackingSpec(), 512) == [plaintext]
@@ -352,7 +435,104 @@ def test_test_vectors_are_what_the_code_computes(vectors: dict[str, str]) -> Non
     assert int(_vector(vectors, "`member_seed`")) == seed
     permutation = np.random.default_rng([0, 0, seed]).permutation(10).tolist()
     assert ast.literal_eval(_vector(vectors, "first permutation")) == permutation
-    assert len(vectors) == 9, "a test vector was added without a check here"
+    _check_standardization_vectors(vectors)
+    _check_privacy_vectors(vectors, private_key)
+    assert len(vectors) == 18, "a test vector was added without a check here"
+
+
+def _check_standardization_vectors(vectors: dict[str, str]) -> None:
+    """Section 7.6's example through the plan's own moments encoding and the PS's plan_for."""
+    plan = TrainingPlan(n_features=2, standardize=True, feature_bounds=(4300.0, 0.5)).validate()
+    moments = plan.moments_plan
+    exponents = ast.literal_eval(_vector(vectors, "moments pre-scaling exponents"))
+    assert list(moments.exponents) == exponents
+    # the doc's formula, independently: the smallest e with bound <= 2**e
+    assert [min(e for e in range(-60, 60) if b <= 2.0**e) for b in (4300.0, 0.5)] == exponents
+    upload = moments.member_vector(np.array([[1000.0, 0.25], [-3000.0, -0.5]]))
+    encoded = to_fixed_point(upload, moments.frac_bits)
+    assert moments.frac_bits == 32
+    assert ast.literal_eval(_vector(vectors, "moments upload of rows")) == encoded
+    scaler = moments.scaler(2 * upload, contributions=2)
+    documented = ast.literal_eval(_vector(vectors, "scaler from the sum"))
+    assert documented == {"mean": scaler.mean.tolist(), "scale": scaler.scale.tolist()}
+    column = np.array([[3.1], [-0.5], [2.0]])
+    validation = Dataset(column, np.array([0, 1, 1]), None, ("x",), "validate.csv")
+    derived = plan_for(TrainingPlan(standardize=True, n_features=1), validation)
+    assert derived.feature_bounds == (float(_vector(vectors, "development bound")),)
+
+
+def _check_privacy_vectors(vectors: dict[str, str], private_key: PrivateKey) -> None:
+    """Clipping, the multiplier's rounding and the noise label of section 7.7 / 3.3."""
+    rows = clip_rows(np.array([[3.0, 4.0]]), 2.5)
+    assert ast.literal_eval(_vector(vectors, "`clip_rows`")) == rows[0].tolist()
+    update, _ = clip_update(np.array([3.0, 4.0]), 1.0, frac_bits=8)
+    assert ast.literal_eval(_vector(vectors, "`clip_update`")) == update.tolist()
+    calibrated = _round_up(calibrate_noise_multiplier(1.0, 1e-5, 400))
+    assert float(_vector(vectors, "`dp_noise_multiplier` calibrated")) == calibrated
+    assert float(_vector(vectors, "`dp_noise_multiplier` rounding")) == _round_up(1.10000000000033)
+    label = _vector(vectors, "noise label").encode("ascii")
+    holder = KeyHolder(private_key, ParticipationRule("all", frozenset({"alice", "bob"}), 2))
+    secret = hashlib.sha256(
+        b"homolr/dp-noise-key/v1\x00"
+        + int(private_key.p).to_bytes(512, "big")
+        + int(private_key.q).to_bytes(512, "big")
+    ).digest()
+    seed = hmac.new(secret, label, hashlib.sha256).digest()
+    source = holder.noise_source(3, 2, frozenset({"bob", "alice"}))
+    for i in (1, 2):  # section 7.7: read i is SHAKE-256(seed || u64be(i))
+        expected = hashlib.shake_256(seed + i.to_bytes(8, "big")).digest(40)
+        assert source(40) == expected
+    first_read = hashlib.shake_256(seed + (1).to_bytes(8, "big")).digest(40)
+    assert keyed_source(secret, label)(40) == first_read
+
+
+def _round_up_as_documented(z: float) -> float:
+    """Section 3.3's formula, written from the document."""
+    p = 10.0 ** (math.floor(math.log10(z)) - 11)
+    return math.ceil(z / p - 1e-9) * p
+
+
+@pytest.mark.parametrize("z", [37.30631635459437, 1.10000000000033, 3.70000000000111, 1e-3, 9.87e6])
+def test_the_documented_rounding_formula_is_the_codes(z: float) -> None:
+    assert _round_up_as_documented(z) == _round_up(z)
+
+
+def _moments_table(doc: str) -> list[tuple[int, int, int]]:
+    """Section 7.6's table: (first, last, F) per row."""
+    lines = doc.splitlines()
+    start = lines.index("| `expected_workers` | `F` |")
+    table: list[tuple[int, int, int]] = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        workers, frac_bits = (cell.strip() for cell in line.strip().strip("|").split("|"))
+        first, _, last = workers.partition(" ..= ")
+        table.append((int(first), int(last or first), int(frac_bits)))
+    return table
+
+
+def test_moments_scale_table_is_what_the_plan_derives_for_every_member_count(doc: str) -> None:
+    table = _moments_table(doc)
+    covered = [m for first, last, _ in table for m in range(first, last + 1)]
+    assert covered == list(range(2, 2**10 + 1)), "the table must cover 2 ..= 1024 members once"
+    for first, last, frac_bits in table:
+        for members in range(first, last + 1):
+            plan = TrainingPlan(
+                n_features=1,
+                standardize=True,
+                feature_bounds=(1.0,),
+                min_workers=2,
+                expected_workers=members,
+            ).validate()
+            assert plan.moments_plan.frac_bits == frac_bits, members
+        for members in (first, last):  # the doc's bound: F fits, F + 1 does not
+            assert _fits(frac_bits, members) and not _fits(frac_bits + 1, members), members
+
+
+def _fits(frac_bits: int, members: int) -> bool:
+    """Section 7.6's bound ``W (N 2^f (1 + 2^-20) + 1) <= 2^63 - 1``, times 2^20, in integers."""
+    total = members * (MAX_SAMPLES * 2**frac_bits * (2**20 + 1) + 2**20)
+    return bool(total <= (2**63 - 1) * 2**20)
 
 
 def test_toy_key_of_the_doc_is_the_djn_base_it_claims(doc: str) -> None:
