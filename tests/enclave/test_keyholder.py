@@ -13,7 +13,7 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from concurrent import futures
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import gmpy2
 import numpy as np
@@ -69,9 +69,13 @@ class Recorder:
 
     calls: list[tuple[FloatArray, FloatArray]]
     marker: FloatArray
+    contributors: list[frozenset[str]] = field(default_factory=list)
 
-    def __call__(self, sums: FloatArray, weight_totals: FloatArray) -> FloatArray:
+    def __call__(
+        self, sums: FloatArray, weight_totals: FloatArray, contributors: frozenset[str]
+    ) -> FloatArray:
         self.calls.append((sums.copy(), weight_totals.copy()))
+        self.contributors.append(contributors)
         return self.marker
 
 
@@ -484,7 +488,7 @@ def test_the_caller_sees_only_what_the_mechanism_returns(keys: KeyPair) -> None:
 def test_average_release_divides_the_weighted_sums_by_the_weight_totals() -> None:
     sums = np.array([3.0, -1.5, 0.0])
     totals = np.array([1.0, 0.75, 0.5])
-    np.testing.assert_array_equal(average_release(sums, totals), [3.0, -2.0, 0.0])
+    np.testing.assert_array_equal(average_release(sums, totals, ABC), [3.0, -2.0, 0.0])
 
 
 # --- rounds and rules ----------------------------------------------------------------------------

@@ -251,7 +251,7 @@ def test_canonical_bytes_read_back_to_the_same_federation(document3: Document) -
         with_changes(document3, privacy=RECORD),
         with_changes(
             document3,
-            plan={"mode": "aggregate", "seed": 2**53 - 1},
+            plan={"mode": "aggregate", "seed": 2**53 - 1, "weighting": "equal"},
             participation={"policy": "quorum", "min_workers": 2},
             privacy={"level": "member", "noise_multiplier": 0.7, "delta": 1e-6, "clip": 0.5},
         ),

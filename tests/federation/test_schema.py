@@ -799,7 +799,9 @@ def test_privacy_replaces_the_leakage_consents(document: Document, document3: Do
     quorum = parse(with_changes(document3, participation=QUORUM, privacy=RECORD))
     assert quorum.privacy is not None and quorum.privacy.level == "record"
     assert quorum.privacy.noise_multiplier is None and quorum.privacy.model_bound == 10.0
-    aggregate = parse(with_changes(document, plan={"mode": "aggregate"}, privacy=MEMBER))
+    aggregate = parse(
+        with_changes(document, plan={"mode": "aggregate", "weighting": "equal"}, privacy=MEMBER)
+    )
     assert aggregate.privacy is not None and aggregate.privacy.model_bound is None
     consented = parse(
         with_changes(

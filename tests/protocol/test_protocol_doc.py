@@ -470,6 +470,7 @@ def _check_privacy_vectors(vectors: dict[str, str], private_key: PrivateKey) -> 
     calibrated = _round_up(calibrate_noise_multiplier(1.0, 1e-5, 400))
     assert float(_vector(vectors, "`dp_noise_multiplier` calibrated")) == calibrated
     assert float(_vector(vectors, "`dp_noise_multiplier` rounding")) == _round_up(1.10000000000033)
+    assert _round_up(2.0) == 2.0  # an exact 12-digit value stays itself
     label = _vector(vectors, "noise label").encode("ascii")
     holder = KeyHolder(private_key, ParticipationRule("all", frozenset({"alice", "bob"}), 2))
     secret = hashlib.sha256(
@@ -487,9 +488,14 @@ def _check_privacy_vectors(vectors: dict[str, str], private_key: PrivateKey) -> 
 
 
 def _round_up_as_documented(z: float) -> float:
-    """Section 3.3's formula, written from the document."""
-    p = 10.0 ** (math.floor(math.log10(z)) - 11)
-    return math.ceil(z / p - 1e-9) * p
+    """Section 3.3's rule, written from the document: exact decimal, 12 digits, toward +inf."""
+    from fractions import Fraction
+
+    exact = Fraction(z)
+    k = math.floor(math.log10(z)) - 11
+    step = Fraction(10) ** k
+    rounded = math.ceil(exact / step) * step
+    return float(rounded)
 
 
 @pytest.mark.parametrize("z", [37.30631635459437, 1.10000000000033, 3.70000000000111, 1e-3, 9.87e6])

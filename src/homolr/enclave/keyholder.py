@@ -41,13 +41,16 @@ from homolr.protocol.messages import MIN_WORKERS_FLOOR, Participation
 
 FloatArray = NDArray[np.float64]
 
-#: ``release(sums, weight_totals) -> released values``: the privacy mechanism (noise, projection)
-#: applied to the decrypted weighted sums before anything leaves the key holder. ``weight_totals``
-#: holds, per value, the sum of the weight shares of the members in that value's chunk.
-ReleaseMechanism = Callable[[FloatArray, FloatArray], FloatArray]
+#: ``release(sums, weight_totals, contributors) -> released values``: the privacy mechanism
+#: (noise, projection) applied to the decrypted weighted sums before anything leaves the key
+#: holder. ``weight_totals`` holds, per value, the sum of the weight shares of the contributors;
+#: ``contributors`` are the members whose updates the sums hold (noise is labelled by them).
+ReleaseMechanism = Callable[[FloatArray, FloatArray, frozenset[str]], FloatArray]
 
 
-def average_release(sums: FloatArray, weight_totals: FloatArray) -> FloatArray:
+def average_release(
+    sums: FloatArray, weight_totals: FloatArray, contributors: frozenset[str]
+) -> FloatArray:
     """No privacy mechanism: the weighted average of the members' values."""
     return sums / weight_totals
 
@@ -316,7 +319,8 @@ class RoundSum:
         weight_total = math.fsum(self._weights[m] for m in sorted(contributors))
         sums = np.concatenate(values)
         totals = np.full(len(sums), weight_total)
-        return Release(self._release(sums, totals), tuple(sorted(contributors)))
+        released = self._release(sums, totals, frozenset(contributors))
+        return Release(released, tuple(sorted(contributors)))
 
 
 class KeyHolder:

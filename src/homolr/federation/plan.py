@@ -8,7 +8,7 @@ scale) is a pure function of the file, so both sides get the same bytes.
 
 from __future__ import annotations
 
-import math
+import decimal
 from collections.abc import Mapping
 from typing import Any
 
@@ -98,10 +98,11 @@ def _privacy_settings(federation: Federation) -> dict[str, Any]:
 
 
 def _round_up(value: float, digits: int = 12) -> float:
-    """``value`` rounded up to ``digits`` significant digits: a member recomputing the plan gets
-    the same float even if its bisection ends a few ulps away; rounding up keeps the target."""
-    exponent = math.floor(math.log10(value)) - digits + 1
-    return float(math.ceil(value / 10.0**exponent - 1e-9) * 10.0**exponent)
+    """``value`` rounded up to ``digits`` significant decimal digits, as the double nearest that
+    decimal (exact decimal arithmetic): a member recomputing the plan gets the same float even if
+    its bisection ends a few ulps away, and rounding up keeps the privacy target."""
+    context = decimal.Context(prec=digits, rounding=decimal.ROUND_CEILING)
+    return float(context.plus(decimal.Decimal(value)))
 
 
 def override_plan(federation: Federation, values: Mapping[str, object]) -> Federation:

@@ -41,6 +41,7 @@ from homolr.federation.certificates import (
     validate_member_id,
 )
 from homolr.learning import AGGREGATE_DEFAULTS, ENCRYPTED_DEFAULTS, SCHEDULES
+from homolr.protocol.messages import MAX_ENCRYPTED_FRAC_BITS
 
 Mode = Literal["encrypted", "aggregate"]
 Weighting = Literal["equal", "samples"]
@@ -633,7 +634,7 @@ def _privacy(table: _Table) -> PrivacySection:
         raise table.error("model_bound", "only used when level = 'record'; remove it")
     min_samples = None
     if table.has("min_samples"):
-        min_samples = table.integer("min_samples", low=1)
+        min_samples = table.integer("min_samples", low=2)
     if level == "record" and min_samples is None:
         raise table.error(
             "min_samples",
@@ -755,6 +756,18 @@ def _check_cross_fields(federation: Federation, source: str) -> None:
         raise ConfigError(
             f"{source}: privacy.level: 'member' needs plan.mode = 'aggregate' (it clips and "
             f"noises each member's model update); the plan's mode is {plan.mode!r}"
+        )
+    if privacy is not None and plan.weighting != "equal":
+        raise ConfigError(
+            f"{source}: plan.weighting: {plan.weighting!r} with [privacy]; differential privacy "
+            "needs weighting = 'equal' (with sample weights one member's influence scales with its "
+            "row count, which only the operator would report)"
+        )
+    if plan.mode == "encrypted" and plan.frac_bits > MAX_ENCRYPTED_FRAC_BITS:
+        raise ConfigError(
+            f"{source}: plan.frac_bits: {plan.frac_bits} in mode 'encrypted'; at most "
+            f"{MAX_ENCRYPTED_FRAC_BITS} (a member's update is at scale 2 x frac_bits in a 64-bit "
+            "slot, which must leave room for the weights)"
         )
 
 

@@ -250,7 +250,7 @@ class TrainingPlan:
                 self.dp_model_bound,
                 "> 0 for record-level privacy",
             )
-            _check(self.dp_min_samples >= 1, "dp_min_samples", self.dp_min_samples, ">= 1")
+            _check(self.dp_min_samples >= 2, "dp_min_samples", self.dp_min_samples, ">= 2")
 
 
 def _finite_positive(value: float) -> bool:

@@ -63,6 +63,7 @@ from homolr.server.state import (
 )
 from homolr.server.training import (
     Trainer,
+    privacy_config,
     TrainingOutcome,
     TrainingState,
     Validation,
@@ -222,6 +223,7 @@ def run_ps(
         check_same_plan(resume.plan, plan)
         log(f"resuming run {keys.run_id} at round {resume.next_round} from the sealed checkpoint")
     validation = Validation(add_bias(validation_set.X), validation_set.y)
+    privacy_config(plan)  # refuse unusable privacy settings before listening
     return asyncio.run(_serve(config, keys, security, plan, validation, store, resume, log))
 
 

@@ -277,8 +277,7 @@ class Servicer(ParameterServerServicer):
                     f"must be data message {chunk + 1} of {layout.n_chunks}"
                 )
             self._on_bytes(len(message.data))
-            if round_sum.has_chunk(member_id, chunk):
-                continue  # a resubmission: this chunk is already folded in
+            # a resubmission of a folded chunk is checked (byte-identical) and skipped by fold
             await loop.run_in_executor(
                 self._fold_executor, round_sum.fold, member_id, chunk, message.data
             )

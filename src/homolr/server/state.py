@@ -123,6 +123,11 @@ class RunState:
             raise ConfigError(
                 f"member '{member_id}' announced {n_samples} samples; allowed 1..{MAX_SAMPLES:,}"
             )
+        if self.plan.privacy_level == "record" and n_samples < self.plan.dp_min_samples:
+            raise ConfigError(
+                f"member '{member_id}' announced {n_samples} samples; the privacy plan needs at "
+                f"least min_samples = {self.plan.dp_min_samples}"
+            )
         if self.finish is not None:
             raise PreconditionError(f"training has finished ({self.finish.reason}); join refused")
         ids = self.membership.ids

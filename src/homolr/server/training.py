@@ -312,41 +312,43 @@ class Trainer:
         return {m: samples[m] / total for m in expected}
 
     def _budget_spent(self) -> bool:
+        """True when one more release would exceed the budget (the ledger's own rule)."""
         ledger = self._ledger
         if ledger is None or ledger.budget is None:
             return False
-        return ledger.epsilon_after(ledger.releases + 1) > ledger.budget * (1 + 1e-9)
+        return ledger.epsilon_after(ledger.releases + 1) > ledger.budget
 
-    def _release_mechanism(self, expected: frozenset[str]) -> ReleaseMechanism:
+    def _release_mechanism(self) -> ReleaseMechanism:
         """The weighted average, through differential-privacy noise when the plan has it. The
-        noise is added to the decrypted sum inside the key holder's release: nothing noiseless
-        leaves it."""
+        noise is added to the decrypted sum inside the key holder's release, calibrated to and
+        labelled by the members actually in the sum: nothing noiseless leaves the key holder, and a
+        replay of the round with another set of members gets independent noise."""
         config, ledger, plan = self._privacy, self._ledger, self._plan
         if config is None or ledger is None:
             return average_release
-        source = self._keys.noise_source(self._round, self._step, expected)
-        if config.level == "member":
-            mechanism = DpMechanism.for_member_round(
-                config,
-                plan.dp_noise_multiplier,
-                n_members=len(expected),
-                frac_bits=plan.frac_bits,
-                source=source,
-            )
-        else:
-            mechanism = DpMechanism.for_record_round(
-                config,
-                plan.dp_noise_multiplier,
-                lr=learning_rate(plan.schedule, plan.learning_rate, self._step),
-                alpha=plan.alpha,
-                n_members=len(expected),
-                n_weights=plan.n_weights,
-                frac_bits=plan.frac_bits,
-                source=source,
-            )
-        round_ = self._round
+        round_, step, keys = self._round, self._step, self._keys
 
-        def release(sums: FloatArray, totals: FloatArray) -> FloatArray:
+        def release(sums: FloatArray, totals: FloatArray, members: frozenset[str]) -> FloatArray:
+            source = keys.noise_source(round_, step, members)
+            if config.level == "member":
+                mechanism = DpMechanism.for_member_round(
+                    config,
+                    plan.dp_noise_multiplier,
+                    n_members=len(members),
+                    frac_bits=plan.frac_bits,
+                    source=source,
+                )
+            else:
+                mechanism = DpMechanism.for_record_round(
+                    config,
+                    plan.dp_noise_multiplier,
+                    lr=learning_rate(plan.schedule, plan.learning_rate, step),
+                    alpha=plan.alpha,
+                    n_members=len(members),
+                    n_weights=plan.n_weights,
+                    frac_bits=plan.frac_bits,
+                    source=source,
+                )
             ledger.spend(round_)
             released: FloatArray = mechanism.release(sums) / totals
             return released
@@ -387,7 +389,7 @@ class Trainer:
         plan = self._plan
         expected = self._expected()
         weights = self._shares(expected)
-        mechanism = self._release_mechanism(expected)
+        mechanism = self._release_mechanism()
         if self._privacy is not None:
             self._weights = admit_model(self._privacy, self._weights, plan.frac_bits)
         if plan.mode == "encrypted":
@@ -424,7 +426,7 @@ class Trainer:
             weights=dict.fromkeys(expected, 1.0),
         )
         self._reporter.message(f"round {self._round}: statistics round (standardize = true)")
-        release = await self._round_trip(published, layout, expected, lambda sums, _: sums)
+        release = await self._round_trip(published, layout, expected, lambda sums, *_: sums)
         scaler = moments.scaler(release.values, contributions=len(release.contributors))
         self._state.scaler = Scaler(tuple(scaler.mean.tolist()), tuple(scaler.scale.tolist()))
         self._reporter.message(

@@ -113,10 +113,15 @@ def apply_scaler(dataset: Dataset, scaler: Scaler) -> Dataset:
     """``dataset`` with every feature standardised by the global scaler."""
     mean = np.asarray(scaler.mean, dtype=np.float64)
     scale = np.asarray(scaler.scale, dtype=np.float64)
-    if mean.shape != (dataset.n_features,) or scale.shape != mean.shape or np.any(scale <= 0):
+    if (
+        mean.shape != (dataset.n_features,)
+        or scale.shape != mean.shape
+        or not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)))
+        or np.any(scale <= 0)
+    ):
         raise ProtocolError(
             f"the PS's scaler has {mean.size} means and {scale.size} scales for "
-            f"{dataset.n_features} features, or a scale <= 0"
+            f"{dataset.n_features} features, a value that is not finite, or a scale <= 0"
         )
     return replace(dataset, X=(dataset.X - mean) / scale)
 
@@ -167,6 +172,11 @@ class _Member:
         if header.kind == "moments":
             if not self.plan.standardize:
                 raise ProtocolError(f"round {header.round}: a moments round, but the plan has none")
+            if header.frac_bits != self.plan.moments_plan.frac_bits:
+                raise ProtocolError(
+                    f"round {header.round}: moments at scale {header.frac_bits}; the plan's is "
+                    f"{self.plan.moments_plan.frac_bits}"
+                )
             return moments_update(self.raw, self.plan, self.public_key)
         if self.step is None:
             scaler = header.scaler or self.scaler

@@ -4,8 +4,9 @@ slow or unreachable PS.
 Every call carries a deadline. ``UNAVAILABLE`` (PS down or restarting, network cut),
 ``DEADLINE_EXCEEDED`` (PS frozen or slow, packet loss) and ``RESOURCE_EXHAUSTED`` (a call of ours
 still in flight at the PS) are retried with exponential backoff and jitter until the retry budget is
-spent; the budget counts the time since the last call that got an answer, so a long run survives
-any number of short outages. Each wait is logged (``PS at host:port not answering
+spent; the budget counts the time the PS stays silent (not the member's own work between calls), so
+a long run survives any number of short outages. gRPC's own "message larger than max"
+RESOURCE_EXHAUSTED is not retried (retrying cannot shrink the message). Each wait is logged (``PS at host:port not answering
 (DEADLINE_EXCEEDED); retrying in 1.6 s, 12 s of 120 s used``). A TLS handshake failure is not
 retried (retrying cannot fix a certificate). Every other status becomes the domain error that the
 worker acts on (see :data:`STATUS_ERRORS` and docs/protocol.md, "Status codes").
