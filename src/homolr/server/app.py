@@ -63,11 +63,11 @@ from homolr.server.state import (
 )
 from homolr.server.training import (
     Trainer,
-    privacy_config,
     TrainingOutcome,
     TrainingState,
     Validation,
     WireCounter,
+    privacy_config,
 )
 
 DEV_MODE_BANNER = (
