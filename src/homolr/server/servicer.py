@@ -246,8 +246,6 @@ class Servicer(ParameterServerServicer):
         if round_sum is None or published is None or header.round != published.round:
             raise RoundError(self._wrong_round(header, published.round if published else None))
         member_id = header.worker_id
-        if member_id in state.submitted:
-            raise RoundError(f"member '{member_id}' already submitted for round {header.round}")
         if member_id not in published.weights:
             raise RoundError(f"member '{member_id}' takes no part in round {header.round}")
         layout = round_sum.layout
@@ -265,6 +263,11 @@ class Servicer(ParameterServerServicer):
                     f"update from '{member_id}' for round {header.round}: field '{name}' is "
                     f"{got}; the plan requires {want}"
                 )
+        if member_id in state.submitted:
+            # Its whole update is in: the stream that carried it broke (or its reply was lost)
+            # after the last data message, and the member sends the same bytes again. Nothing
+            # changes; acknowledge it rather than refuse, so the member counts it as delivered.
+            return len(state.submitted)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._limits.upload_limit_s(payload_bytes)
         for chunk in range(layout.n_chunks):
