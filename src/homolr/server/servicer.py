@@ -244,7 +244,11 @@ class Servicer(ParameterServerServicer):
         round_sum = state.round_sum
         published = state.published
         if round_sum is None or published is None or header.round != published.round:
-            raise RoundError(self._wrong_round(header, published.round if published else None))
+            raise RoundError(
+                self._wrong_round(
+                    header, published.round if published else None, round_sum is not None
+                )
+            )
         member_id = header.worker_id
         if member_id not in published.weights:
             raise RoundError(f"member '{member_id}' takes no part in round {header.round}")
@@ -334,12 +338,15 @@ class Servicer(ParameterServerServicer):
             raise PreconditionError(f"run id '{run_id}' is not this PS's run '{self._info.run_id}'")
 
     @staticmethod
-    def _wrong_round(header: UpdateHeader, open_round: int | None) -> str:
+    def _wrong_round(header: UpdateHeader, last_round: int | None, is_open: bool) -> str:
+        """Why an update is not for the open round; ``last_round`` is the latest published one,
+        which is closed (being aggregated) when not ``is_open``."""
         who = f"member '{header.worker_id}' submitted for round {header.round}"
-        if open_round is None:
+        if last_round is None:
             return f"{who} but no round is open"
-        when = "late" if header.round < open_round else "early"
-        return f"{who} ({when}); round {open_round} is the current one"
+        late = header.round < last_round or (header.round == last_round and not is_open)
+        now = "the current one" if is_open else "closed; the next one is not open yet"
+        return f"{who} ({'late' if late else 'early'}); round {last_round} is {now}"
 
 
 async def _abort(context: aio.ServicerContext[object, object], exc: HomolrError) -> NoReturn:
