@@ -284,6 +284,25 @@ def test_wait_with_no_time_left_returns_at_once() -> None:
     asyncio.run(main())
 
 
+def test_a_cancel_that_coincides_with_a_notification_is_not_lost() -> None:
+    # SIGINT/SIGTERM cancel the training task while it waits on the notifier, which members
+    # notify many times a second: a cancel arriving with a notification must still cancel
+    # (Python 3.11's asyncio.wait_for returns the inner result then and drops the cancel).
+    async def main() -> str:
+        notifier = Notifier()
+        waiter = asyncio.create_task(notifier.wait(5.0))
+        await asyncio.sleep(0.01)
+        notifier.notify()
+        waiter.cancel()
+        try:
+            await asyncio.wait_for(waiter, 1.0)
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "finished"
+
+    assert asyncio.run(main()) == "cancelled"
+
+
 def test_state_changes_wake_the_waiters() -> None:
     async def main() -> list[str]:
         state = _federation_state()

@@ -16,6 +16,7 @@ PolicyError                     PERMISSION_DENIED      stop: not a member / not 
 PreconditionError               FAILED_PRECONDITION    stop (or Join first when "not joined")
 RoundError                      ABORTED                fetch the open round's model and go on
 a second call in flight         RESOURCE_EXHAUSTED     retry with backoff
+oldest of too many headerless   RESOURCE_EXHAUSTED     retry with backoff (send the header at once)
 idle or too slow stream         DEADLINE_EXCEEDED      retry with backoff
 PS shutting down                UNAVAILABLE            retry with backoff
 ==============================  =====================  ==========================================
@@ -75,12 +76,22 @@ class ServerLimits:
 
     poll_cap_s: float = 10.0  # a long poll answers 'pending' after at most this
     first_message_s: float = 10.0  # a stream's header must arrive within this
+    max_awaiting_header: int = 64  # streams waiting for their header at once (oldest closed);
+    # at least two per member (see Servicer._read_header); gRPC serves 256 + 4 per member
     idle_s: float = 10.0  # and each later message within this of the previous one
     upload_floor_bytes_per_s: float = 256 * 1024  # overall limit: 30 s + payload at this rate
     upload_base_s: float = 30.0
 
     def upload_limit_s(self, payload_bytes: int) -> float:
         return self.upload_base_s + payload_bytes / self.upload_floor_bytes_per_s
+
+
+@dataclass(eq=False)
+class _HeaderWait:
+    """One update stream waiting for its header; ``timeout`` ends the wait early if evicted."""
+
+    timeout: asyncio.Timeout
+    evicted: bool = False
 
 
 class _Abort(Exception):
@@ -118,6 +129,10 @@ class Servicer(ParameterServerServicer):
         self._limits = limits or ServerLimits()
         self._on_bytes = on_bytes
         self._ciphertext_bytes = 0  # set by set_ciphertext_bytes once the key is known
+        self._header_waits: dict[_HeaderWait, None] = {}  # oldest first
+        self._max_header_waits = max(
+            self._limits.max_awaiting_header, 2 * state.plan.expected_workers
+        )
 
     def set_ciphertext_bytes(self, width: int) -> None:
         self._ciphertext_bytes = width
@@ -206,10 +221,9 @@ class Servicer(ParameterServerServicer):
         request_iterator: AsyncIterator[pb.UpdateChunk],
         context: aio.ServicerContext[object, object],
     ) -> pb.SubmitReply:
-        limits = self._limits
         record: MemberState | None = None
         try:
-            first = await self._read(context, limits.first_message_s, "the update header")
+            first = await self._read_header(context)
             if first is None or first.WhichOneof("part") != "header":
                 raise ProtocolError("an update stream must start with its header")
             header, payload_bytes = serde.update_header_from_proto(first.header)
@@ -245,10 +259,12 @@ class Servicer(ParameterServerServicer):
         round_sum = state.round_sum
         published = state.published
         if round_sum is None or published is None or header.round != published.round:
-            raise RoundError(self._wrong_round(header, published.round if published else None))
+            raise RoundError(
+                self._wrong_round(
+                    header, published.round if published else None, round_sum is not None
+                )
+            )
         member_id = header.worker_id
-        if member_id in state.submitted:
-            raise RoundError(f"member '{member_id}' already submitted for round {header.round}")
         if member_id not in published.weights:
             raise RoundError(f"member '{member_id}' takes no part in round {header.round}")
         layout = round_sum.layout
@@ -266,6 +282,11 @@ class Servicer(ParameterServerServicer):
                     f"update from '{member_id}' for round {header.round}: field '{name}' is "
                     f"{got}; the plan requires {want}"
                 )
+        if member_id in state.submitted:
+            # Its whole update is in: the stream that carried it broke (or its reply was lost)
+            # after the last data message, and the member sends the same bytes again. Nothing
+            # changes; acknowledge it rather than refuse, so the member counts it as delivered.
+            return len(state.submitted)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._limits.upload_limit_s(payload_bytes)
         for chunk in range(layout.n_chunks):
@@ -294,6 +315,54 @@ class Servicer(ParameterServerServicer):
         return received
 
     # ------------------------------------------------------------------------------ helpers
+    async def _read_header(
+        self, context: aio.ServicerContext[object, object]
+    ) -> pb.UpdateChunk | None:
+        """The stream's first message, None if the stream ends without one.
+
+        Nobody is identified before the header, so streams that never send one could hold every
+        call slot of the server (gRPC refuses calls beyond ``maximum_concurrent_rpcs``) and lock
+        the members out. At most ``max_awaiting_header`` streams (two per member in larger
+        federations) wait for their header: a new one beyond that closes the oldest wait at once
+        (RESOURCE_EXHAUSTED, which members retry). A member sends its header right after opening
+        the stream, so only silent streams stay long enough to be the oldest; a burst of more
+        streams than that within one turn of the event loop may see one of its own closed.
+        """
+        limits = self._limits
+        wait: _HeaderWait | None = None
+        try:
+            async with asyncio.timeout(limits.first_message_s) as timeout:
+                wait = _HeaderWait(timeout)
+                self._header_waits[wait] = None
+                self._evict_header_waits()
+                message = await context.read()
+        except TimeoutError:
+            if wait is not None and wait.evicted:
+                raise _Abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"more than {self._max_header_waits} update streams were waiting for "
+                    "their header; this one waited longest and was closed (send the header at once)",
+                ) from None
+            raise _Abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"no message for {limits.first_message_s:.0f} s while waiting for the update header",
+            ) from None
+        finally:
+            if wait is not None:
+                self._header_waits.pop(wait, None)
+        if message is _EOF:
+            return None
+        assert isinstance(message, pb.UpdateChunk)
+        return message
+
+    def _evict_header_waits(self) -> None:
+        now = asyncio.get_running_loop().time()
+        while len(self._header_waits) > self._max_header_waits:
+            oldest = next(iter(self._header_waits))
+            del self._header_waits[oldest]
+            oldest.evicted = True
+            oldest.timeout.reschedule(now)
+
     async def _read(
         self, context: aio.ServicerContext[object, object], timeout: float, what: str
     ) -> pb.UpdateChunk | None:
@@ -305,7 +374,8 @@ class Servicer(ParameterServerServicer):
                 f"the update stream exceeded its overall time limit waiting for {what}",
             )
         try:
-            message = await asyncio.wait_for(context.read(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: 3.11's can drop a cancel
+                message = await context.read()
         except TimeoutError:
             raise _Abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -330,12 +400,15 @@ class Servicer(ParameterServerServicer):
             raise PreconditionError(f"run id '{run_id}' is not this PS's run '{self._info.run_id}'")
 
     @staticmethod
-    def _wrong_round(header: UpdateHeader, open_round: int | None) -> str:
+    def _wrong_round(header: UpdateHeader, last_round: int | None, is_open: bool) -> str:
+        """Why an update is not for the open round; ``last_round`` is the latest published one,
+        which is closed (being aggregated) when not ``is_open``."""
         who = f"member '{header.worker_id}' submitted for round {header.round}"
-        if open_round is None:
+        if last_round is None:
             return f"{who} but no round is open"
-        when = "late" if header.round < open_round else "early"
-        return f"{who} ({when}); round {open_round} is the current one"
+        late = header.round < last_round or (header.round == last_round and not is_open)
+        now = "the current one" if is_open else "closed; the next one is not open yet"
+        return f"{who} ({'late' if late else 'early'}); round {last_round} is {now}"
 
 
 async def _abort(context: aio.ServicerContext[object, object], exc: HomolrError) -> NoReturn:

@@ -38,11 +38,17 @@ class Notifier:
         self._event = asyncio.Event()
 
     async def wait(self, timeout: float) -> None:
-        """Return at the next change or after ``timeout`` seconds, whichever comes first."""
+        """Return at the next change or after ``timeout`` seconds, whichever comes first.
+
+        A cancellation is never lost, even one that arrives with a change (``asyncio.timeout``,
+        not Python 3.11's ``asyncio.wait_for``, which then returns and drops the cancel: a
+        signal would not stop the training task).
+        """
         if timeout <= 0:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
 
 
 @dataclass
