@@ -284,6 +284,7 @@ def ps_command(args: argparse.Namespace) -> int:
     _check_security_options(args)
     if args.resume and args.sealed_dir is None:
         raise ConfigError("--resume needs --sealed-dir (where the checkpoint is)")
+    check_port_free(args.host, args.port)
     federation = None
     if args.federation is not None:
         federation = _federation_with_overrides(load_federation(args.federation), args)
@@ -357,6 +358,29 @@ def ps_command(args: argparse.Namespace) -> int:
         label=federation.validation.label if federation is not None else "y",
     )
     return run_ps(config, keys, security, store=store, resume=resume)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail fast, in one line, when the PS could not listen (before keys are generated, and before
+    gRPC would print its own error)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror} (another process holds the port? "
+                "choose another with --port, or --port 0 for any free port)"
+            ) from None
 
 
 def _check_validation_file(path: Path, pinned: str) -> None:

@@ -312,17 +312,20 @@ async def _serve(
     signals = _SignalGuard(task, log)
     try:
         outcome, finish, code = await _finish_run(task, trainer, signals)
+        signals.completed = outcome is not None
         state.end(finish)
         reporter.advance(trainer.step, finish.outcome)
         reporter.message(f"training {finish.outcome}: {finish.reason}")
         await _notify_members(state, signals, reporter)
     finally:
         reporter.close()
-        signals.remove()
         await server.stop(grace=1.0)
         await clock.stop()
         fold_executor.shutdown(wait=False, cancel_futures=True)
         work_executor.shutdown(wait=False, cancel_futures=True)
+        signals.remove()  # last: a second signal during the grace still exits with its status
+    if signals.received is not None and outcome is not None:
+        code = int(Interrupted(signals.received).exit_code)  # completed, then interrupted
     if outcome is None:
         log(f"no model written: the run {finish.outcome} ({finish.reason})")
         return code
@@ -346,7 +349,7 @@ async def _serve(
         f"done in {outcome.seconds:.1f} s: {outcome.steps} steps, validation acc {m.accuracy:.4f} "
         f"loss {m.loss:.4f} auc {m.auc:.4f}"
     )
-    return int(ExitCode.OK)
+    return code
 
 
 async def _finish_run(
@@ -370,12 +373,13 @@ async def _finish_run(
 
 
 async def _notify_members(state: RunState, signals: _SignalGuard, reporter: Reporter) -> None:
-    """Keep serving until every active member has seen the end (bounded; at once after a signal)."""
-    give_up = time.monotonic() + (
-        FINISH_NOTICE_AFTER_SIGNAL_S if signals.received is not None else FINISH_NOTICE_S
-    )
+    """Keep serving until every active member has seen the end (bounded; cut short by a signal,
+    whenever it comes)."""
+    give_up = time.monotonic() + FINISH_NOTICE_S
     while state.members_without_finish() and time.monotonic() < give_up:
-        await state.changed.wait(min(0.2, give_up - time.monotonic()))
+        if signals.received_at is not None:
+            give_up = min(give_up, signals.received_at + FINISH_NOTICE_AFTER_SIGNAL_S)
+        await state.changed.wait(max(0.0, min(0.2, give_up - time.monotonic())))
     pending = state.members_without_finish()
     if pending and signals.received is None:
         reporter.message(f"members that did not collect the end notice: {', '.join(pending)}")
@@ -387,6 +391,8 @@ class _SignalGuard:
 
     def __init__(self, task: asyncio.Task[TrainingOutcome], log: Callable[[str], None]) -> None:
         self.received: int | None = None
+        self.received_at: float | None = None
+        self.completed = False  # training has completed: a signal only cuts the end notice short
         self._task = task
         self._log = log
         self._loop = asyncio.get_running_loop()
@@ -397,11 +403,15 @@ class _SignalGuard:
         if self.received is not None:
             self._log(f"second signal ({signal.Signals(signum).name}): exiting now")
             os._exit(int(Interrupted(signum).exit_code))
-        self.received = signum
-        self._log(
-            f"received {signal.Signals(signum).name}: stopping; no model is written "
-            "(send it again to exit at once)"
-        )
+        self.received, self.received_at = signum, time.monotonic()
+        name = signal.Signals(signum).name
+        if self.completed:
+            self._log(
+                f"received {name}: training has completed; writing the model and exiting "
+                "(send it again to exit at once)"
+            )
+            return
+        self._log(f"received {name}: stopping; no model is written (send it again to exit at once)")
         self._task.cancel()
 
     def remove(self) -> None:
