@@ -55,7 +55,8 @@ THREADS = 12
 CHANNELS = 6
 #: Client deadlines: unary calls; GetModel (a poll may wait up to the PS's 10 s cap); updates.
 DEADLINES = {"GetServerInfo": 5.0, "Join": 5.0, "GetModel": 15.0, "SubmitUpdate": 15.0}
-#: What the PS may answer a malformed message; UNKNOWN only for bytes that do not parse.
+#: What the PS may answer a malformed message (bytes that do not parse: INVALID_ARGUMENT naming
+#: the message type, never UNKNOWN with an exception class).
 EXPECTED_CODES = {
     grpc.StatusCode.OK,
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -63,11 +64,11 @@ EXPECTED_CODES = {
     grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.ABORTED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.UNKNOWN,
 }
-PARSE_ERROR = "Error parsing message"
+PARSE_ERROR = "is not a well-formed homolr.v2."
 #: Refusals that only a header for the open round, from a member that still owes it, reaches.
 DEEP_CHECKS = {
+    "bytes that are no message": PARSE_ERROR,
     "header against the plan": "the plan requires",
     "stream shape": "must be data message",
     "data message size or ciphertext": ", data message 1:",
@@ -381,9 +382,7 @@ class Tally:
             for check, needle in DEEP_CHECKS.items():
                 if needle in details:
                     self.deep[check] += 1
-            bad = code not in EXPECTED_CODES or (
-                code == grpc.StatusCode.UNKNOWN and PARSE_ERROR not in details
-            )
+            bad = code not in EXPECTED_CODES or "Error parsing" in details or "<class" in details
             if bad or seconds > DEADLINES[case.rpc]:
                 self.unexpected.append(
                     f"{case.rpc} {case.what}: {code.name} {details!r} {seconds:.2f} s"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import grpc
@@ -163,7 +162,10 @@ def test_malformed_submissions_are_refused_and_training_goes_on(
         truncated = Update(good.header, good.payload[:-1])
         wrong_round = _rogue_update(pk, info.run_id, 31, "mallory", 7)
         unknown = _rogue_update(pk, info.run_id, 31, "eve", 0)
-        time.sleep(1.0)  # round 0 is open once both real workers joined
+        wait_for(lambda: "3 members joined" in ps.output(), 60, "all three members to join")
+        request = pb.ModelRequest(worker_id="mallory", run_id=info.run_id, round=0)
+        first = serde.model_from_chunks(stub.GetModel(request, timeout=30))  # round 0 is open
+        assert first.header.round == 0 and not first.header.pending
         assert _submit(stub, not_a_ciphertext) == grpc.StatusCode.INVALID_ARGUMENT
         assert _submit(stub, truncated) == grpc.StatusCode.INVALID_ARGUMENT
         assert _submit(stub, wrong_round) == grpc.StatusCode.ABORTED  # early: not the open round

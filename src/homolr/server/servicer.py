@@ -50,7 +50,7 @@ from homolr.protocol.messages import (
     ServerInfo,
     UpdateHeader,
 )
-from homolr.protocol.service import ParameterServerServicer, pb
+from homolr.protocol.service import Malformed, ParameterServerServicer, pb
 from homolr.server.state import MemberState, RunState
 
 #: Returns the member id a caller proved (its client certificate's), or raises PolicyError when the
@@ -141,11 +141,15 @@ class Servicer(ParameterServerServicer):
     async def GetServerInfo(
         self, request: pb.ServerInfoRequest, context: aio.ServicerContext[object, object]
     ) -> pb.ServerInfo:
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
         return self._info_msg
 
     async def Join(
         self, request: pb.JoinRequest, context: aio.ServicerContext[object, object]
     ) -> pb.JoinReply:
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
         try:
             req = serde.join_request_from_proto(request)
             if req.protocol_version != PROTOCOL_VERSION:
@@ -164,6 +168,8 @@ class Servicer(ParameterServerServicer):
     async def GetModel(
         self, request: pb.ModelRequest, context: aio.ServicerContext[object, object]
     ) -> AsyncIterator[pb.ModelChunk]:
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.error)
         try:
             member_id = serde.check_worker_id(request.worker_id)
             self._authorize(context, member_id)
@@ -352,6 +358,8 @@ class Servicer(ParameterServerServicer):
                 self._header_waits.pop(wait, None)
         if message is _EOF:
             return None
+        if isinstance(message, Malformed):
+            raise ProtocolError(f"{message.error} (the update header)")
         assert isinstance(message, pb.UpdateChunk)
         return message
 
@@ -383,6 +391,8 @@ class Servicer(ParameterServerServicer):
             ) from None
         if message is _EOF:
             return None
+        if isinstance(message, Malformed):
+            raise ProtocolError(f"{message.error} (while waiting for {what})")
         assert isinstance(message, pb.UpdateChunk)
         return message
 
