@@ -50,6 +50,10 @@ Usage::
     python benchmarks/bench_aggregate.py [--json] [--quick] [--weights 101,10001] [--members 2,10]
         [--rounds 3] [--cache-dir DIR]
     python benchmarks/bench_aggregate.py --members 2,8      # PS memory vs members (W = 10,001)
+    python benchmarks/bench_aggregate.py --profile DIR      # also py-spy the PS and its pool
+
+Every run ends with, per W measured with several N, the PS's peak-RSS growth from the fewest to
+the most members next to what holding every member's update until the round closes would add.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -367,6 +372,17 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` and its pool workers (wall time: idle included) into ``out``."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    args = ["record", "--pid", str(pid), "--idle", "--threads", "--subprocesses", "--nonblocking"]
+    return subprocess.Popen(
+        [exe, *args, "--format", "raw", "--rate", "200", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def start_ps(
     key_path: Path, weights: int, members: int, iterations: int, val: Path, workdir: Path
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
@@ -429,6 +445,7 @@ def run_config(
     encrypt_s: float,
     decrypt_s: float,
     workdir: Path,
+    profile: Path | None = None,
 ) -> Result:
     public_key = private_key.public_key
     payloads = [cached_update(cache, public_key, weights, i) for i in range(members)]
@@ -437,6 +454,9 @@ def run_config(
     iterations = warmup + rounds + 1
     ps, port, log_path = start_ps(key_path, weights, members, iterations, val, workdir)
     probe = TreeProbe(ps.pid)
+    spy = None
+    if profile is not None:
+        spy = py_spy(ps.pid, profile / f"ps-w{weights}-n{members}.txt")
     try:
         time.sleep(0.5)
         idle_kb = status_kb(ps.pid, "VmRSS")
@@ -488,6 +508,8 @@ def run_config(
         if ps.poll() is None:
             ps.kill()
             ps.wait(10)
+        if spy is not None:
+            spy.wait(60)
     measured = range(warmup, warmup + rounds)
     walls = [first_model[r + 1] - first_model[r] for r in measured]
     tails = [first_model[r + 1] - max(log.reply_at[r] for log in logs) for r in measured]
@@ -569,16 +591,26 @@ def print_table(results: list[Result], title: str, load: str) -> None:
     Console(width=200).print(table)
 
 
-def memory_summary(results: list[Result]) -> dict[str, float]:
-    """PS peak RSS growth from the fewest to the most members, next to what holding every
-    member's update until the round closes would add."""
-    few, many = min(results, key=lambda r: r.members), max(results, key=lambda r: r.members)
-    return {
-        "members": [few.members, many.members],  # type: ignore[dict-item]
-        "ps_peak_rss_growth_mb": many.ps_peak_rss_mb - few.ps_peak_rss_mb,
-        "pool_peak_rss_growth_mb": many.pool_peak_rss_mb - few.pool_peak_rss_mb,
-        "holding_every_update_would_add_mb": (many.members - few.members) * many.update_mb,
-    }
+def memory_summary(results: list[Result]) -> list[dict[str, float]]:
+    """Per model size: the PS's peak RSS growth from the fewest to the most members, next to
+    what holding every member's update until the round closes would add."""
+    out = []
+    for weights in sorted({r.weights for r in results}):
+        group = [r for r in results if r.weights == weights]
+        few, many = min(group, key=lambda r: r.members), max(group, key=lambda r: r.members)
+        if few is many:
+            continue
+        out.append(
+            {
+                "weights": weights,
+                "members_from": few.members,
+                "members_to": many.members,
+                "ps_peak_rss_growth_mb": many.ps_peak_rss_mb - few.ps_peak_rss_mb,
+                "pool_peak_rss_growth_mb": many.pool_peak_rss_mb - few.pool_peak_rss_mb,
+                "holding_every_update_would_add_mb": (many.members - few.members) * many.update_mb,
+            }
+        )
+    return out
 
 
 def load_average() -> str:
@@ -601,16 +633,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per configuration")
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="attach py-spy to each PS (and its pool); raw stacks go to this folder (perturbs)",
+    )
     args = parser.parse_args(argv)
-    memory_mode = args.members is not None and args.weights is None and not args.quick
     if args.quick:
         weights, members, rounds = args.weights or QUICK_WEIGHTS, args.members or [2, 3], 2
-    elif memory_mode:
+    elif args.members is not None and args.weights is None:  # the memory mode
         weights, members, rounds = [MEMORY_WEIGHTS], args.members, args.rounds
     else:
         weights = args.weights or DEFAULT_WEIGHTS
         members, rounds = args.members or DEFAULT_MEMBERS, args.rounds
     cache = args.cache_dir
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     private_key = load_or_make_key(cache)
     key_path = cache / f"key-{KEY_BITS}.json"
     public_key = private_key.public_key
@@ -628,7 +666,16 @@ def main(argv: list[str] | None = None) -> int:
             for n in members:
                 results.append(
                     run_config(
-                        private_key, key_path, cache, w, n, rounds, encrypt[w], decrypt_s, Path(tmp)
+                        private_key,
+                        key_path,
+                        cache,
+                        w,
+                        n,
+                        rounds,
+                        encrypt[w],
+                        decrypt_s,
+                        Path(tmp),
+                        args.profile,
                     )
                 )
     load = f"{load_before} before, {load_average()} after"
@@ -641,8 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         "load": load,
         "results": [asdict(r) for r in results],
     }
-    if memory_mode:
-        document["memory"] = memory_summary(results)
+    document["memory"] = memory_summary(results)
     if args.json:
         print(json.dumps(document, indent=2))
         return 0
@@ -652,12 +698,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_table(results, title, load)
     print(f"one-core CRT decryption: {decrypt_s * 1e3:.2f} ms; cores: {usable_cores()}")
-    if memory_mode:
-        m = memory_summary(results)
+    for m in memory_summary(results):
         print(
-            f"PS peak RSS grows {m['ps_peak_rss_growth_mb']:+.1f} MB (pool workers "
-            f"{m['pool_peak_rss_growth_mb']:+.1f} MB) from {min(members)} to {max(members)} members; "
-            f"holding every update until the round closes would add "
+            f"W = {m['weights']:,}: PS peak RSS {m['ps_peak_rss_growth_mb']:+.1f} MB (pool workers "
+            f"{m['pool_peak_rss_growth_mb']:+.1f} MB) from {m['members_from']} to "
+            f"{m['members_to']} members; holding every update until the round closes would add "
             f"{m['holding_every_update_would_add_mb']:.1f} MB"
         )
     return 0
