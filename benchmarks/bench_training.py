@@ -24,7 +24,11 @@ step measured on python-paillier on this machine kind (shared/PERF.md: 30.9 / 14
 at 31 / 101 / 301 weights, 2026-12-02) × 2,000 rows, the 1,001-weight figure **extrapolated** from
 a least-squares line through those three points (the reference does ~2d ciphertext-scalar
 products per row, so its per-row cost is linear in d), plus its PS step (2 workers × d decryptions
-+ d encryptions at python-paillier's rates, measured in this run). Both workers are symmetric
++ d encryptions at python-paillier's rates, measured in this run). Because the machine's speed
+drifts from day to day (and the machine kind may not be PERF.md's), the reference step is also
+measured in this run on ``--reference-rows`` and 3x as many synthetic rows per d (default 2 and 6;
+d phe encryptions of ``w`` first: ~30 s in all at d = 1,001), split into its per-round part (the
+per-weight update) and its per-row part, and extrapolated to 2,000 rows: the "now" columns. Both workers are symmetric
 (same rows, same d): one child measures the step, and its update is folded as both members'.
 
 Usage: python benchmarks/bench_training.py [--json] [--part all] [--quick] [--rows N] [--repeat K]
@@ -333,6 +337,27 @@ def reference_ms_per_row(d: int) -> tuple[float, bool]:
     return float(slope * d + intercept), True
 
 
+def measured_reference_cost(pk: PublicKey, d: int, rows: int) -> tuple[float, float]:
+    """The reference worker step at ``d`` weights, measured now: (seconds per round that do not
+    depend on the rows, seconds per row), from runs on ``rows`` and ``3 * rows`` synthetic rows
+    (its final per-weight update costs ~3d ciphertext operations whatever the rows; the rest is
+    linear in rows by construction)."""
+    from phe import paillier
+
+    ppub = paillier.PaillierPublicKey(int(pk.n))
+    rng = np.random.default_rng(d)
+    enc_w = [ppub.encrypt(1.0) for _ in range(d)]
+    times = []
+    for m in (rows, 3 * rows):
+        Xb = np.hstack([np.ones((m, 1)), rng.normal(size=(m, d - 1))])
+        y = np.arange(m) % 2
+        start = time.perf_counter()
+        reference_worker_step(ppub, enc_w, Xb, y, 0.15, 0.01)
+        times.append(time.perf_counter() - start)
+    per_row = max((times[1] - times[0]) / (2 * rows), 0.0)
+    return max(times[0] - rows * per_row, 0.0), per_row
+
+
 def phe_rates(pk: PublicKey, sk: PrivateKey, samples: int = 12) -> tuple[float, float]:
     """Seconds per python-paillier encryption and decryption (2048 bits, this run)."""
     from phe import paillier
@@ -376,6 +401,7 @@ def scale_row(
     phe_enc_s: float,
     phe_dec_s: float,
     workdir: Path,
+    reference_rows: int,
 ) -> dict[str, Any]:
     plan = make_plan(d)
     ps = PsStep(sk, plan)
@@ -397,6 +423,9 @@ def scale_row(
     per_row_ms, extrapolated = reference_ms_per_row(d)
     ref_worker = per_row_ms * SCALE_ROWS / 1e3
     ref_ps = d * (2 * phe_dec_s + phe_enc_s)
+    measured = measured_reference_cost(pk, d, reference_rows) if reference_rows > 0 else None
+    measured_ms = None if measured is None else measured[1] * 1e3
+    measured_round = None if measured is None else measured[0] + measured[1] * SCALE_ROWS + ref_ps
     ours = child["step_s"] + ps_s
     return {
         "n_weights": d,
@@ -412,13 +441,23 @@ def scale_row(
         "reference_ms_per_row_extrapolated": extrapolated,
         "reference_round_s": ref_worker + ref_ps,
         "ratio": (ref_worker + ref_ps) / ours,
+        "reference_rows_measured_now": reference_rows,
+        "reference_ms_per_row_measured_now": measured_ms,
+        "reference_fixed_s_measured_now": None if measured is None else measured[0],
+        "reference_round_s_measured_now": measured_round,
+        "ratio_measured_now": None if measured_round is None else measured_round / ours,
     }
 
 
-def scale_part(pk: PublicKey, sk: PrivateKey, dims: tuple[int, ...], repeat: int) -> dict[str, Any]:
+def scale_part(
+    pk: PublicKey, sk: PrivateKey, dims: tuple[int, ...], repeat: int, reference_rows: int
+) -> dict[str, Any]:
     phe_enc_s, phe_dec_s = phe_rates(pk, sk)
     with tempfile.TemporaryDirectory(prefix="homolr-bench-") as tmp:
-        rows = [scale_row(pk, sk, d, repeat, phe_enc_s, phe_dec_s, Path(tmp)) for d in dims]
+        rows = [
+            scale_row(pk, sk, d, repeat, phe_enc_s, phe_dec_s, Path(tmp), reference_rows)
+            for d in dims
+        ]
     return {
         "data": f"synthetic, {SCALE_ROWS} rows per worker, 2 workers",
         "key_bits": 2048,
@@ -445,6 +484,8 @@ def print_scale(result: Mapping[str, Any]) -> None:
         "reference ms/row",
         "reference s/round",
         "ratio",
+        "reference ms/row now",
+        "ratio now",
     ):
         table.add_column(col, justify="right")
     for r in result["rows"]:
@@ -459,13 +500,19 @@ def print_scale(result: Mapping[str, Any]) -> None:
             + (" (fit)" if r["reference_ms_per_row_extrapolated"] else ""),
             f"{r['reference_round_s']:.0f}",
             f"{r['ratio']:.0f}x",
+            "-"
+            if r["reference_ms_per_row_measured_now"] is None
+            else f"{r['reference_ms_per_row_measured_now']:.0f}",
+            "-" if r["ratio_measured_now"] is None else f"{r['ratio_measured_now']:.0f}x",
         )
     Console(width=160).print(table)
     print(
         "reference s/round: PERF.md's per-row cost of the reference worker step x rows (the "
         "'(fit)' row is extrapolated from a line through 31/101/301) + its PS step at "
         f"python-paillier's rates measured now ({result['phe_encrypt_ms']:.1f} ms per "
-        f"encryption, {result['phe_decrypt_ms']:.1f} ms per decryption)"
+        f"encryption, {result['phe_decrypt_ms']:.1f} ms per decryption); 'now' columns: the "
+        "reference step measured in this run on a few synthetic rows (per-round + per-row parts), "
+        "extrapolated to 2,000 rows"
     )
 
 
@@ -482,6 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=5, help="repetitions of homolr's steps (median)"
     )
+    parser.add_argument(
+        "--reference-rows",
+        type=int,
+        default=2,
+        help="scale part: also measure the reference step now on this many rows per d (0: skip)",
+    )
     args = parser.parse_args(argv)
     pk, sk = generate_keypair(2048)
     document: dict[str, Any] = {"load": " ".join(Path("/proc/loadavg").read_text().split()[:3])}
@@ -489,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         document["ratio"] = ratio_part(pk, sk, args.rows, args.repeat)
     if args.part in ("scale", "all"):
         dims = QUICK_DIMS if args.quick else SCALE_DIMS
-        document["scale"] = scale_part(pk, sk, dims, min(args.repeat, 3))
+        document["scale"] = scale_part(pk, sk, dims, min(args.repeat, 3), args.reference_rows)
     if args.json:
         print(json.dumps(document, indent=2))
         return 0
