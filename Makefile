@@ -34,10 +34,12 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/mypy
 
+# Every benchmark, ~10 minutes on 2 cores; take figures only on a quiet machine (see uptime).
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/bench_crypto.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_aggregate.py
+	$(BIN)/python benchmarks/bench_parity.py
 
 proto: $(VENV)/.dev-installed
 	$(BIN)/python scripts/gen_proto.py

@@ -342,7 +342,7 @@ def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _parser(sub, "bench", "run a benchmark from benchmarks/ (needs the source tree)")
-    p.add_argument("what", choices=("crypto", "training", "aggregate"))
+    p.add_argument("what", choices=("crypto", "training", "aggregate", "parity"))
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark (e.g. --json)")
 
 
