@@ -9,7 +9,15 @@ import pytest
 from sklearn.metrics import log_loss as sk_log_loss
 from sklearn.metrics import roc_auc_score
 
-from homolr.learning import Metrics, add_bias, evaluate, format_eval_line, log_loss, sigmoid
+from homolr.learning import (
+    Metrics,
+    add_bias,
+    evaluate,
+    format_eval_line,
+    log_loss,
+    roc_auc,
+    sigmoid,
+)
 
 
 def test_sigmoid_is_stable_and_correct() -> None:
@@ -57,3 +65,29 @@ def test_format_eval_line_is_the_reference_print() -> None:
     line = format_eval_line(220, Metrics(accuracy=0.90351, loss=0.30549, auc=0.9))
     assert line == "iter: 220  acc: 0.904  loss: 0.305"
     assert format_eval_line(0, Metrics(1.0, 0.0, math.nan)) == "iter: 0  acc: 1.000  loss: 0.000"
+
+
+def test_roc_auc_equals_scikit_learns_with_and_without_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    for trial in range(50):
+        y = rng.integers(0, 2, 40)
+        if y.min() == y.max():
+            continue
+        scores = rng.normal(size=40) if trial % 2 else rng.integers(0, 5, 40).astype(float)
+        assert roc_auc(y, scores) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
+
+
+def test_the_ps_does_not_import_scikit_learn_to_evaluate() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from homolr.learning.metrics import evaluate\n"
+        "evaluate(np.zeros(3), np.ones((4, 3)), np.array([0, 1, 0, 1]))\n"
+        "print('sklearn' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -98,7 +98,7 @@ def _run(
         clock = AwakeClock()
         clock.start()
         rule = ParticipationRule("quorum", None, plan.required_members)
-        with ThreadPoolExecutor(1) as executor:
+        with ThreadPoolExecutor(2) as executor, ThreadPoolExecutor(1) as idle:
             trainer = Trainer(
                 plan,
                 KeyHolder(KEYS[1], rule),
@@ -107,6 +107,7 @@ def _run(
                 reporter,
                 clock=clock,
                 executor=executor,
+                idle=idle,
                 wire=WireCounter(),
                 join_timeout_s=10,
                 run_id="run",

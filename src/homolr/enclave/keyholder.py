@@ -40,6 +40,8 @@ from homolr.privacy import ByteSource, keyed_source
 from homolr.protocol.messages import MIN_WORKERS_FLOOR, Participation
 
 FloatArray = NDArray[np.float64]
+#: Chunks at least this long are decrypted on the process pool.
+POOL_MIN_CIPHERTEXTS = 32
 
 #: ``release(sums, weight_totals, contributors) -> released values``: the privacy mechanism
 #: (noise, projection) applied to the decrypted weighted sums before anything leaves the key
@@ -285,7 +287,14 @@ class RoundSum:
                     f"round {self.round}: refusing a partial sum of chunk {chunk} ({exc})"
                 ) from None
         self._holder.rule.check(members, f"round {self.round}, chunk {chunk}")
-        plaintexts = self._holder.private_key.raw_decrypt_many(total)
+        key = self._holder.private_key
+        # a whole chunk goes to the process pool (every core) even below its usual threshold;
+        # a handful of ciphertexts (encrypted mode) is cheaper in this thread
+        plaintexts = (
+            key.decrypt_async(total).result()
+            if len(total) >= POOL_MIN_CIPHERTEXTS
+            else key.raw_decrypt_many(total)
+        )
         layout = self.layout
         lo, hi = layout.chunk_value_range(chunk)
         try:

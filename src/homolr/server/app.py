@@ -21,6 +21,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -80,12 +81,15 @@ FINISH_NOTICE_S = 10.0
 FINISH_NOTICE_AFTER_SIGNAL_S = 1.0
 #: A whole RPC message: the largest data message plus room for the header.
 MESSAGE_MARGIN = 64 * 1024
-ENCLAVE_THREADS = 3
-"""Threads the PS itself runs, whatever the number of members: the main thread (the asyncio event
-loop: every RPC, the training coroutine, the awake-clock ticker) and the one thread of each of
-the two executors of :func:`_serve` (``homolr-fold``: validating and folding received
-ciphertexts; ``homolr-work``: encryption, decryption, evaluation, checkpoints). Waiting calls
-hold no thread. Not counted: gRPC's own threads (grpc.aio's completion-queue poller, the C core's
+#: Threads of the ``homolr-work`` executor: chunk decryptions of one round may overlap.
+WORK_THREADS = 2
+ENCLAVE_THREADS = 1 + 1 + WORK_THREADS + 1
+"""Threads the PS itself runs at most, whatever the number of members: the main thread (the
+asyncio event loop: every RPC, the training coroutine, the awake-clock ticker) and the threads of
+the three executors of :func:`_serve` (``homolr-fold``, one: validating and folding received
+ciphertexts; ``homolr-work``, :data:`WORK_THREADS`: encryption, decryption, evaluation;
+``homolr-idle``, one, at low priority: the next model's encryption randomness). Executor threads
+start on first use. Waiting calls hold no thread. Not counted: gRPC's own threads (grpc.aio's completion-queue poller, the C core's
 event-engine pool, timer and lifeguard), rich's refresh thread (only on a terminal) and Gramine's
 helpers; deploy/gramine/README.md adds them up for ``sgx.max_threads``, and
 tests/enclave/test_gramine_manifest.py counts the threads of a running PS against this number."""
@@ -148,6 +152,10 @@ def server_options(plan: TrainingPlan, ciphertext_bytes: int) -> list[tuple[str,
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.http2.max_ping_strikes", 2),
         ("grpc.max_connection_idle_ms", 300_000),
+        # bounded per-stream buffering: without it gRPC grows each stream's window (BDP probing)
+        # and the PS's memory grows with the number of members streaming at once
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.http2.lookahead_bytes", 256 * 1024),
         ("grpc.so_reuseport", 0),
     ]
 
@@ -265,7 +273,11 @@ async def _serve(
     )
     wire = WireCounter()
     fold_executor = ThreadPoolExecutor(1, thread_name_prefix="homolr-fold")
-    work_executor = ThreadPoolExecutor(1, thread_name_prefix="homolr-work")
+    # chunk decryptions of one round may overlap (the process pool keeps every core busy)
+    work_executor = ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="homolr-work")
+    idle_executor = ThreadPoolExecutor(
+        1, thread_name_prefix="homolr-idle", initializer=_lower_thread_priority
+    )
     servicer = Servicer(
         info=info,
         state=state,
@@ -300,6 +312,7 @@ async def _serve(
         reporter,
         clock=clock,
         executor=work_executor,
+        idle=idle_executor,
         wire=wire,
         join_timeout_s=config.join_timeout_s,
         run_id=keys.run_id,
@@ -321,8 +334,8 @@ async def _serve(
         reporter.close()
         await server.stop(grace=1.0)
         await clock.stop()
-        fold_executor.shutdown(wait=False, cancel_futures=True)
-        work_executor.shutdown(wait=False, cancel_futures=True)
+        for executor in (fold_executor, work_executor, idle_executor):
+            executor.shutdown(wait=False, cancel_futures=True)
         signals.remove()  # last: a second signal during the grace still exits with its status
     if signals.received is not None and outcome is not None:
         code = int(Interrupted(signals.received).exit_code)  # completed, then interrupted
@@ -420,6 +433,13 @@ class _SignalGuard:
                 self._loop.remove_signal_handler(signum)
 
 
+def _lower_thread_priority() -> None:
+    """Idle-time work (the next model's encryption randomness) yields the cores to the members'
+    computation on a shared machine: the thread's nice value is raised where the OS allows it."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 def _bind(server: aio.Server, host: str, port: int, security: ServerSecurity) -> int:
     address = f"{host}:{port}"
     try:
@@ -474,6 +494,7 @@ def _stderr_log(text: str) -> None:
 __all__ = [
     "DEV_MODE_BANNER",
     "ENCLAVE_THREADS",
+    "WORK_THREADS",
     "PsConfig",
     "PsKeys",
     "plan_for",

@@ -143,6 +143,7 @@ class Trainer:
         *,
         clock: AwakeClock,
         executor: Executor,
+        idle: Executor,
         wire: WireCounter,
         join_timeout_s: float,
         run_id: str = "",
@@ -156,6 +157,7 @@ class Trainer:
         self._reporter = reporter
         self._clock = clock
         self._executor = executor
+        self._idle = idle
         self._wire = wire
         self._join_timeout_s = join_timeout_s
         self._run_id = run_id
@@ -452,15 +454,13 @@ class Trainer:
         self._state.publish(published, round_sum)
         self._reporter.advance(self._step, f"round {published.round}: waiting for members")
         if self._plan.mode == "encrypted" and published.kind == "train":
-            prepare = self._run(self._keys.prepare_encryptions, self._plan.n_weights)
-        else:
-            prepare = None
+            # the next model's encryption randomness, while the members compute; never awaited:
+            # whatever is not ready when the next model is encrypted is drawn then
+            self._idle.submit(self._keys.prepare_encryptions, self._plan.n_weights)
         try:
             release = await self._collect(round_sum, published, expected)
         finally:
             self._state.close_round()
-            if prepare is not None:
-                await prepare
         self._first_round = False
         return release
 
