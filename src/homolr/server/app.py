@@ -21,7 +21,6 @@ import contextlib
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -88,7 +87,7 @@ ENCLAVE_THREADS = 1 + 1 + WORK_THREADS + 1
 asyncio event loop: every RPC, the training coroutine, the awake-clock ticker) and the threads of
 the three executors of :func:`_serve` (``homolr-fold``, one: validating and folding received
 ciphertexts; ``homolr-work``, :data:`WORK_THREADS`: encryption, decryption, evaluation;
-``homolr-idle``, one, at low priority: the next model's encryption randomness). Executor threads
+``homolr-idle``, one: the next model's encryption randomness, never awaited). Executor threads
 start on first use. Waiting calls hold no thread. Not counted: gRPC's own threads (grpc.aio's completion-queue poller, the C core's
 event-engine pool, timer and lifeguard), rich's refresh thread (only on a terminal) and Gramine's
 helpers; deploy/gramine/README.md adds them up for ``sgx.max_threads``, and
@@ -275,9 +274,7 @@ async def _serve(
     fold_executor = ThreadPoolExecutor(1, thread_name_prefix="homolr-fold")
     # chunk decryptions of one round may overlap (the process pool keeps every core busy)
     work_executor = ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="homolr-work")
-    idle_executor = ThreadPoolExecutor(
-        1, thread_name_prefix="homolr-idle", initializer=_lower_thread_priority
-    )
+    idle_executor = ThreadPoolExecutor(1, thread_name_prefix="homolr-idle")
     servicer = Servicer(
         info=info,
         state=state,
@@ -431,13 +428,6 @@ class _SignalGuard:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(Exception):
                 self._loop.remove_signal_handler(signum)
-
-
-def _lower_thread_priority() -> None:
-    """Idle-time work (the next model's encryption randomness) yields the cores to the members'
-    computation on a shared machine: the thread's nice value is raised where the OS allows it."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _bind(server: aio.Server, host: str, port: int, security: ServerSecurity) -> int:
