@@ -329,6 +329,7 @@ async def _serve(
         await _notify_members(state, signals, reporter)
     finally:
         reporter.close()
+        await servicer.close()  # streams still waiting (an attacker's) end before the stop
         await server.stop(grace=1.0)
         await clock.stop()
         for executor in (fold_executor, work_executor, idle_executor):

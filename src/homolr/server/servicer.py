@@ -91,6 +91,7 @@ class _HeaderWait:
     """One update stream waiting for its header; ``timeout`` ends the wait early if evicted."""
 
     timeout: asyncio.Timeout
+    task: asyncio.Task[object] | None
     evicted: bool = False
 
 
@@ -130,6 +131,8 @@ class Servicer(ParameterServerServicer):
         self._on_bytes = on_bytes
         self._ciphertext_bytes = 0  # set by set_ciphertext_bytes once the key is known
         self._header_waits: dict[_HeaderWait, None] = {}  # oldest first
+        self._data_waits: set[asyncio.Timeout] = set()
+        self._closing = False
         self._max_header_waits = max(
             self._limits.max_awaiting_header, 2 * state.plan.expected_workers
         )
@@ -338,11 +341,13 @@ class Servicer(ParameterServerServicer):
         wait: _HeaderWait | None = None
         try:
             async with asyncio.timeout(limits.first_message_s) as timeout:
-                wait = _HeaderWait(timeout)
+                wait = _HeaderWait(timeout, asyncio.current_task())
                 self._header_waits[wait] = None
                 self._evict_header_waits()
                 message = await context.read()
         except TimeoutError:
+            if self._closing:
+                raise _Abort(grpc.StatusCode.UNAVAILABLE, "the PS is shutting down") from None
             if wait is not None and wait.evicted:
                 raise _Abort(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -363,11 +368,28 @@ class Servicer(ParameterServerServicer):
         assert isinstance(message, pb.UpdateChunk)
         return message
 
+    async def close(self, grace_s: float = 1.0) -> None:
+        """End every stream still waiting for a message (UNAVAILABLE: the PS is shutting down), so
+        that stopping the server cancels no handler mid-wait; wait up to ``grace_s`` for them."""
+        self._closing = True
+        now = asyncio.get_running_loop().time()
+        for wait in list(self._header_waits):
+            wait.timeout.reschedule(now)
+        for deadline in list(self._data_waits):
+            deadline.reschedule(now)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + grace_s
+        while (self._header_waits or self._data_waits) and loop.time() < give_up:
+            await asyncio.sleep(0.01)
+
     def _evict_header_waits(self) -> None:
         now = asyncio.get_running_loop().time()
         while len(self._header_waits) > self._max_header_waits:
             oldest = next(iter(self._header_waits))
             del self._header_waits[oldest]
+            if oldest.task is not None and oldest.task.cancelling():
+                continue  # its client is gone and gRPC is cancelling it: a second cancel would
+                # escape the timeout as a CancelledError that gRPC logs with a traceback
             oldest.evicted = True
             oldest.timeout.reschedule(now)
 
@@ -381,14 +403,23 @@ class Servicer(ParameterServerServicer):
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"the update stream exceeded its overall time limit waiting for {what}",
             )
+        deadline: asyncio.Timeout | None = None
         try:
-            async with asyncio.timeout(timeout):  # not wait_for: 3.11's can drop a cancel
+            async with asyncio.timeout(
+                timeout
+            ) as deadline:  # not wait_for: 3.11's can drop a cancel
+                self._data_waits.add(deadline)
                 message = await context.read()
         except TimeoutError:
+            if self._closing:
+                raise _Abort(grpc.StatusCode.UNAVAILABLE, "the PS is shutting down") from None
             raise _Abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"no message for {timeout:.0f} s while waiting for {what}",
             ) from None
+        finally:
+            if deadline is not None:
+                self._data_waits.discard(deadline)
         if message is _EOF:
             return None
         if isinstance(message, Malformed):
