@@ -44,7 +44,7 @@ from homolr.errors import (
     TrainingFailedError,
 )
 from homolr.files import write_atomically
-from homolr.learning import Dataset, LogisticModel, add_bias, load_csv, sigmoid
+from homolr.learning import Dataset, add_bias, load_csv, sigmoid
 from homolr.learning import Scaler as LearnedScaler
 from homolr.protocol.messages import PROTOCOL_VERSION, Outcome, Scaler, ServerInfo, TrainingPlan
 from homolr.protocol.serde import CHUNK_BYTES
@@ -175,6 +175,8 @@ def save_model(
     scaler: Scaler | None = None,
 ) -> Path:
     """``model.json``: the weights in training space with the scaler, so it scores raw data."""
+    from homolr.learning.model import LogisticModel  # scikit-learn: loaded once, at the end
+
     model = LogisticModel.from_weights(
         outcome.weights,
         feature_names=list(plan.feature_names),
