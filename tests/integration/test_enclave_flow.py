@@ -145,7 +145,7 @@ def test_operator_minted_member_is_refused_at_the_handshake(
     file, so the TLS handshake fails: it cannot even fetch the PS's key, and nothing is ever
     decrypted."""
     fed = _federation(cluster, "fed", ("guest", "host"), plan={"iterations": 5})
-    ps = _ps(cluster, shared_data, fed, "--join-timeout", "8")
+    ps = _ps(cluster, shared_data, fed, "--join-timeout", "5")
     honest = _member(cluster, shared_data, fed, "guest")
     guest_cert = member_identities(cluster.tmp / "identities", ("guest",))["guest"][0]
     if who == "member not in the file":
@@ -215,7 +215,7 @@ def test_worker_refuses_a_ps_bound_to_another_federation(
         theirs = _federation(
             cluster, "theirs", trio, participation={"policy": "quorum", "min_workers": 2, **leak}
         )
-    ps = _ps(cluster, shared_data, theirs, "--join-timeout", "6")
+    ps = _ps(cluster, shared_data, theirs, "--join-timeout", "5")
     guest = _member(cluster, shared_data, mine, "guest")
     assert guest.wait(60) == ExitCode.ATTESTATION, guest.output()
     out = guest.output()
@@ -229,7 +229,7 @@ def test_wrong_mrenclave_stops_the_worker_before_it_sends_anything(
     cluster: Cluster, shared_data: Path
 ) -> None:
     fed = _federation(cluster, "fed", ("guest", "host"))
-    ps = _ps(cluster, shared_data, fed, "--join-timeout", "6")
+    ps = _ps(cluster, shared_data, fed, "--join-timeout", "5")
     worker = _member(cluster, shared_data, fed, "guest", mrenclave=OTHER)
     assert worker.wait(60) == ExitCode.ATTESTATION
     out = worker.output()
