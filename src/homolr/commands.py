@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from homolr.errors import ConfigError, ExitCode
+from homolr.federation.plan import OVERRIDES
 from homolr.protocol.messages import TrainingPlan
 
 if TYPE_CHECKING:
@@ -23,29 +24,9 @@ if TYPE_CHECKING:
 SIMULATED_WARNING = (
     "WARNING: --attestation simulated: synthetic, unsigned quotes for tests; NO attestation at all."
 )
-#: ``homolr ps`` options that change the training plan (refused with a federation in production).
-PLAN_OPTIONS = (
-    "mode",
-    "workers",
-    "min_workers",
-    "participation",
-    "key_bits",
-    "iterations",
-    "learning_rate",
-    "schedule",
-    "alpha",
-    "init_weight",
-    "eval_every",
-    "weighting",
-    "frac_bits",
-    "batch_size",
-    "local_epochs",
-    "tolerance",
-    "round_timeout",
-    "first_round_timeout",
-    "seed",
-    "standardize",
-)
+#: ``homolr ps`` options that change the training plan (refused with a federation in production):
+#: those that override a federation file's plan, and the open membership's size.
+PLAN_OPTIONS = ("workers", *OVERRIDES)
 
 
 def _warn(command: str, text: str) -> None:
