@@ -27,10 +27,14 @@ def test_ps_memory_does_not_grow_with_the_number_of_members(tmp_path: Path) -> N
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
+    for result in report["results"]:
+        # the peak is the training's: the start (a 50,000-column CSV parsed) peaks higher
+        assert not result["peak_covers_start"], result
     [memory] = report["memory"]
     holding = memory["holding_every_update_would_add_mb"]  # 6 more updates of 0.95 MB
     assert holding > 5.0
     # folding: what grows is gRPC's bounded per-stream buffering, not one update per member
+    # (measured: +2.3 to +2.6 MB; a PS that kept each member's data messages: +6.7 MB)
     assert memory["ps_peak_rss_growth_mb"] < 0.6 * holding, memory
     for result in report["results"]:
         assert result["up_bytes_per_weight"] <= 2.5 * 8, result  # at most 2.5x float64
