@@ -72,6 +72,18 @@ def test_model_chunks_round_trip(size: int) -> None:
     assert serde.model_from_chunks(chunks) == model
 
 
+@pytest.mark.parametrize("size", [0, 1, serde.CHUNK_BYTES, 2 * serde.CHUNK_BYTES + 3])
+def test_serialized_model_data_is_the_data_messages_of_the_stream(size: int) -> None:
+    """What the PS sends every member (serialized once) parses to the data messages
+    model_to_chunks makes, and reassembles to the model behind each member's own header."""
+    payload = bytes(range(251)) * (size // 251) + b"y" * (size % 251)
+    model = GlobalModel(ModelHeader(round=2, length=9, frac_bits=24, weight=0.25), payload)
+    data = serde.serialized_model_data(payload)
+    chunks = list(serde.model_to_chunks(model))
+    assert [ModelChunk.FromString(d) for d in data] == chunks[1:]
+    assert serde.model_from_chunks([chunks[0], *map(ModelChunk.FromString, data)]) == model
+
+
 def test_update_chunks_round_trip() -> None:
     update = Update(UpdateHeader("w1", "run", 3, 31, 48, 64, 10, 2), b"\x01" * 1024)
     assert serde.update_from_chunks(serde.update_to_chunks(update, chunk_bytes=100)) == update

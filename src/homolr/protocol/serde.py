@@ -192,6 +192,19 @@ def model_to_chunks(model: GlobalModel, chunk_bytes: int = CHUNK_BYTES) -> Itera
         yield pb.ModelChunk(data=data)
 
 
+def serialized_model_data(payload: bytes, chunk_bytes: int = CHUNK_BYTES) -> tuple[bytes, ...]:
+    """The data messages of a model stream (after its header), serialized once.
+
+    Every member of a round downloads the same payload; the PS serializes its data messages once
+    per published model and sends these bytes to each member (see
+    :func:`homolr.protocol.service.add_servicer`), instead of copying the payload into a message
+    and serializing it again for every member at the round's start.
+    """
+    return tuple(
+        pb.ModelChunk(data=data).SerializeToString() for data in _split(payload, chunk_bytes)
+    )
+
+
 def model_from_chunks(
     chunks: Iterable[pb.ModelChunk], max_payload_bytes: int = MAX_PAYLOAD_BYTES
 ) -> GlobalModel:
@@ -303,6 +316,7 @@ __all__ = [
     "model_to_chunks",
     "plan_from_proto",
     "plan_to_proto",
+    "serialized_model_data",
     "server_info_from_proto",
     "server_info_to_proto",
     "update_from_chunks",

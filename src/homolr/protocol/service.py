@@ -43,6 +43,13 @@ def _lenient(message_type: Any) -> Callable[[bytes], Any]:
     return parse
 
 
+def _serialize_model_chunk(message: pb.ModelChunk | bytes) -> bytes:
+    """GetModel's response serializer: messages are serialized here, bytes are sent as they are
+    (data messages the servicer serialized once for every member; see
+    :func:`homolr.protocol.serde.serialized_model_data`)."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
 def make_stub(channel: grpc.Channel) -> ParameterServerStub:
     """A typed client stub on ``channel``."""
     return ParameterServerStub(channel)  # type: ignore[no-untyped-call]
@@ -64,7 +71,7 @@ def add_servicer(servicer: ParameterServerServicer, server: grpc.Server | aio.Se
         "GetModel": grpc.unary_stream_rpc_method_handler(
             servicer.GetModel,
             request_deserializer=_lenient(pb.ModelRequest),
-            response_serializer=pb.ModelChunk.SerializeToString,
+            response_serializer=_serialize_model_chunk,
         ),
         "SubmitUpdate": grpc.stream_unary_rpc_method_handler(
             servicer.SubmitUpdate,

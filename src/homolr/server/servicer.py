@@ -126,6 +126,7 @@ class Servicer(ParameterServerServicer):
         self._info_msg = serde.server_info_to_proto(info)
         self._state = state
         self._fold_executor = fold_executor
+        self._model_cache: tuple[bytes, tuple[bytes, ...]] | None = None
         self._authenticate = authenticate
         self._limits = limits or ServerLimits()
         self._on_bytes = on_bytes
@@ -197,13 +198,24 @@ class Servicer(ParameterServerServicer):
                 header = ModelHeader(round=request.round, pending=True, reason="no model yet")
                 yield pb.ModelChunk(header=serde.model_header_to_proto(header, 0))
                 return
-            for chunk in serde.model_to_chunks(model):
-                yield chunk
+            yield pb.ModelChunk(
+                header=serde.model_header_to_proto(model.header, len(model.payload))
+            )
+            for data in self._model_data(model.payload):
+                yield data  # type: ignore[misc]  # pre-serialized: see add_servicer
             self._on_bytes(len(model.payload))
             if not model.header.finished:
                 self._state.mark_fetched(member_id, model.header.round)
         finally:
             record.polling = False
+
+    def _model_data(self, payload: bytes) -> tuple[bytes, ...]:
+        """The published payload's data messages, serialized once for every member (the one
+        payload every member of a round downloads; a new payload replaces it)."""
+        cached = self._model_cache
+        if cached is None or cached[0] is not payload:
+            cached = self._model_cache = (payload, serde.serialized_model_data(payload))
+        return cached[1]
 
     async def _wait_model(
         self,
