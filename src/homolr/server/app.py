@@ -51,6 +51,7 @@ from homolr.protocol.serde import CHUNK_BYTES
 from homolr.protocol.service import add_servicer
 from homolr.server.checkpoint import Checkpoint, check_same_plan, save_checkpoint
 from homolr.server.clock import AwakeClock
+from homolr.server.memory import tune_allocator
 from homolr.server.reporting import Reporter
 from homolr.server.security import ServerSecurity
 from homolr.server.servicer import ServerLimits, Servicer
@@ -224,6 +225,7 @@ def run_ps(
     log = _stderr_log
     if security.attestation_type == "none":
         log(DEV_MODE_BANNER)
+    tune_allocator()
     validation_set = load_csv(
         config.validate_set, features=config.plan.feature_names or None, label=config.label
     )
