@@ -47,6 +47,7 @@ from homolr.commands import PLAN_OPTIONS
 from homolr.crypto.keys import CONSTANT_TIME_ENV
 from homolr.crypto.parallel import WORKERS_ENV
 from homolr.server.app import ENCLAVE_THREADS, WORK_THREADS
+from homolr.server.memory import MMAP_THRESHOLD_BYTES
 from tests.integration.harness import member_identities, write_federation
 
 REPO = Path(__file__).resolve().parents[2]
@@ -644,6 +645,7 @@ def test_environment_bounds_threads_keeps_the_ps_in_process_and_constant_time(
     assert env[CONSTANT_TIME_ENV] == "1"  # secret exponents: GMP's mpz_powm_sec
     assert env["JOBLIB_MULTIPROCESSING"] == "0"
     assert 1 <= int(env["MALLOC_ARENA_MAX"]) <= 4
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(MMAP_THRESHOLD_BYTES)
     assert production["sys"]["disallow_subprocesses"] is True
 
 

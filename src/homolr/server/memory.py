@@ -9,13 +9,15 @@ arenas and a fixed 128 KiB threshold (each data message is then its own mapping,
 is freed) the same runs peak 15-17 MB above idle, whatever the number of members, at no
 measurable cost in round time.
 
-Only glibc has ``mallopt``; elsewhere (musl, macOS) :func:`tune_allocator` does nothing. Inside
-the enclave Gramine runs the same glibc, and anonymous mappings come from the enclave's own heap.
+Only glibc has ``mallopt``; elsewhere (musl, macOS) :func:`tune_allocator` does nothing. An
+allocator the environment configures (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``) is left as
+it is: the enclave's manifest sets both, so the PS inside it loads no ``ctypes`` (and maps no file
+beyond its trusted ones to find ``libffi``).
 """
 
 from __future__ import annotations
 
-import ctypes
+import os
 import sys
 
 #: ``mallopt`` parameters from glibc's <malloc.h>.
@@ -26,6 +28,8 @@ M_ARENA_MAX = -8
 ARENAS = 2
 #: Blocks from this size up are mapped on their own and returned to the system when freed.
 MMAP_THRESHOLD_BYTES = 128 * 1024
+#: glibc's environment variables for the same settings.
+ENVIRONMENT = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")
 
 
 def tune_allocator(arenas: int = ARENAS, mmap_threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
@@ -36,10 +40,13 @@ def tune_allocator(arenas: int = ARENAS, mmap_threshold: int = MMAP_THRESHOLD_BY
     Returns
     -------
     bool
-        True when both settings were taken; False on a C library without ``mallopt``.
+        True when both settings were taken; False on a C library without ``mallopt`` or when
+        the environment configures the allocator.
     """
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or any(name in os.environ for name in ENVIRONMENT):
         return False
+    import ctypes  # here: a PS whose environment sets the allocator never loads it
+
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
@@ -51,4 +58,4 @@ def tune_allocator(arenas: int = ARENAS, mmap_threshold: int = MMAP_THRESHOLD_BY
     return took_arenas and took_threshold
 
 
-__all__ = ["ARENAS", "MMAP_THRESHOLD_BYTES", "tune_allocator"]
+__all__ = ["ARENAS", "ENVIRONMENT", "MMAP_THRESHOLD_BYTES", "tune_allocator"]
