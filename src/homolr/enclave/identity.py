@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from homolr.enclave.tls import _key_pem, _key_usage, _name, _new_key, _validity
+from homolr.enclave.tls import _key_pem, _new_key, self_signed_certificate
 from homolr.errors import ConfigError, PolicyError
 from homolr.federation.certificates import (
     MEMBER_URI_PREFIX,
@@ -82,27 +82,12 @@ def generate_member_identity(
     """
     validate_member_id(member_id)
     key = _new_key("P-256")
-    not_before, not_after = _validity(days)
-    name = _name(member_id)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.UniformResourceIdentifier(MEMBER_URI_PREFIX + member_id)]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(digital_signature=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    certificate = self_signed_certificate(
+        key,
+        member_id,
+        [x509.UniformResourceIdentifier(MEMBER_URI_PREFIX + member_id)],
+        ExtendedKeyUsageOID.CLIENT_AUTH,
+        days,
     )
     return MemberIdentity(
         private_key_pem=_key_pem(key),

@@ -48,6 +48,18 @@ CHANNEL_OPTIONS: tuple[tuple[str, str], ...] = (("grpc.ssl_target_name_override"
 
 _CURVES: dict[str, ec.EllipticCurve] = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1()}
 _CLOCK_SKEW = datetime.timedelta(minutes=5)
+#: KeyUsage of every homolr certificate (all are leaves: no CA takes part in admission).
+_DIGITAL_SIGNATURE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
 _KEY_MODE = 0o600
 
 
@@ -74,15 +86,44 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _validity(days: int) -> tuple[datetime.datetime, datetime.datetime]:
+def self_signed_certificate(
+    key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    alt_names: list[x509.GeneralName],
+    usage: x509.ObjectIdentifier,
+    days: int,
+) -> x509.Certificate:
+    """A self-signed X.509 v3 leaf certificate for ``key`` (the PS's and every member's).
+
+    Subject = issuer = ``CN=<common_name>``, the given subjectAltName, BasicConstraints
+    ``ca=False`` (critical), KeyUsage digitalSignature (critical), ExtendedKeyUsage ``usage``
+    (serverAuth or clientAuth) and a SubjectKeyIdentifier; valid from 5 minutes ago (clock skew)
+    for ``days`` days, signed with SHA-256.
+
+    Raises
+    ------
+    ConfigError
+        ``days < 1``.
+    """
     if days < 1:
         raise ConfigError(f"certificate validity: expected >= 1 day, got {days}")
     now = datetime.datetime.now(datetime.UTC)
-    return now - _CLOCK_SKEW, now + datetime.timedelta(days=days)
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_DIGITAL_SIGNATURE, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
 
 
 def certificate_public_key_der(certificate_pem: bytes) -> bytes:
@@ -134,28 +175,14 @@ def generate_server_identity(
     if not hostnames:
         raise ConfigError("server identity: at least one hostname is required")
     key = _new_key(curve)
-    not_before, not_after = _validity(days)
     alt_names: list[x509.GeneralName] = [x509.DNSName(name) for name in hostnames]
     if ip is not None:
         try:
             alt_names.append(x509.IPAddress(ipaddress.ip_address(ip)))
         except ValueError:
             raise ConfigError(f"server identity: not an IP address: {ip!r}") from None
-    name = _name(hostnames[0])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(digital_signature=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    certificate = self_signed_certificate(
+        key, hostnames[0], alt_names, ExtendedKeyUsageOID.SERVER_AUTH, days
     )
     return ServerIdentity(
         private_key_pem=_key_pem(key),
@@ -163,20 +190,6 @@ def generate_server_identity(
         public_key_der=key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         ),
-    )
-
-
-def _key_usage(*, digital_signature: bool = False, cert_sign: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=digital_signature,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
     )
 
 
@@ -322,4 +335,5 @@ __all__ = [
     "fetch_server_certificate",
     "generate_server_identity",
     "pinned_channel_credentials",
+    "self_signed_certificate",
 ]
