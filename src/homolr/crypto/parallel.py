@@ -75,7 +75,6 @@ __all__ = [
     "PARALLEL_THRESHOLD",
     "WORKERS_ENV",
     "chunk_size",
-    "decrypt",
     "encrypt",
     "pool_enabled",
     "set_worker_count",
@@ -555,28 +554,3 @@ def encrypt(
 ) -> list[mpz]:
     """Encrypt on the pool and wait (see :func:`submit_encrypt`)."""
     return submit_encrypt(public_blob, key_id, plaintexts, plain_width, cipher_width).result()
-
-
-def decrypt(
-    public_blob: bytes,
-    key_id: bytes,
-    p: int,
-    q: int,
-    ciphertexts: Sequence[int],
-    plain_width: int,
-    cipher_width: int,
-    *,
-    constant_time: bool = False,
-) -> list[mpz]:
-    """Decrypt on the pool and wait (see :func:`submit_decrypt`)."""
-    future = submit_decrypt(
-        public_blob,
-        key_id,
-        p,
-        q,
-        ciphertexts,
-        plain_width,
-        cipher_width,
-        constant_time=constant_time,
-    )
-    return future.result()
