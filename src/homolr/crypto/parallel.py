@@ -26,7 +26,7 @@ busy. Each worker has a sender thread, which keeps up to :data:`IN_FLIGHT` chunk
 in the worker's pipe so it never waits for the parent between chunks, and a receiver
 thread, which reads the answers; separate threads mean a large answer can never deadlock
 against a large request. :func:`submit_encrypt` / :func:`submit_decrypt` return a
-:class:`concurrent.futures.Future`; :func:`encrypt` / :func:`decrypt` wait for it.
+:class:`concurrent.futures.Future`; :func:`encrypt` waits for it.
 
 **Failures.** An ERROR answer fails that batch only. A worker that dies or breaks the
 framing fails every unfinished batch with :class:`~homolr.errors.CryptoError` and stops the
