@@ -373,24 +373,19 @@ class Servicer(ParameterServerServicer):
         finally:
             if wait is not None:
                 self._header_waits.pop(wait, None)
-        if message is _EOF:
-            return None
-        if isinstance(message, Malformed):
-            raise ProtocolError(f"{message.error} (the update header)")
-        assert isinstance(message, pb.UpdateChunk)
-        return message
+        return _update_chunk(message, "the update header")
 
     async def close(self, grace_s: float = 1.0) -> None:
         """End every stream still waiting for a message (UNAVAILABLE: the PS is shutting down), so
         that stopping the server cancels no handler mid-wait; wait up to ``grace_s`` for them."""
         self._closing = True
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         for wait in list(self._header_waits):
             wait.timeout.reschedule(now)
         for deadline in list(self._data_waits):
             deadline.reschedule(now)
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + grace_s
+        give_up = now + grace_s
         while (self._header_waits or self._data_waits) and loop.time() < give_up:
             await asyncio.sleep(0.01)
 
@@ -432,12 +427,7 @@ class Servicer(ParameterServerServicer):
         finally:
             if deadline is not None:
                 self._data_waits.discard(deadline)
-        if message is _EOF:
-            return None
-        if isinstance(message, Malformed):
-            raise ProtocolError(f"{message.error} (while waiting for {what})")
-        assert isinstance(message, pb.UpdateChunk)
-        return message
+        return _update_chunk(message, f"while waiting for {what}")
 
     def _authorize(self, context: aio.ServicerContext[object, object], member_id: str) -> None:
         if self._authenticate is None:
@@ -462,6 +452,17 @@ class Servicer(ParameterServerServicer):
         late = header.round < last_round or (header.round == last_round and not is_open)
         now = "the current one" if is_open else "closed; the next one is not open yet"
         return f"{who} ({'late' if late else 'early'}); round {last_round} is {now}"
+
+
+def _update_chunk(message: object, where: str) -> pb.UpdateChunk | None:
+    """A message read from an update stream: None at its end; a malformed one is refused, naming
+    ``where`` it stood."""
+    if message is _EOF:
+        return None
+    if isinstance(message, Malformed):
+        raise ProtocolError(f"{message.error} ({where})")
+    assert isinstance(message, pb.UpdateChunk)
+    return message
 
 
 async def _abort(context: aio.ServicerContext[object, object], exc: HomolrError) -> NoReturn:
