@@ -199,6 +199,16 @@ def test_a_corrupt_state_file_is_a_data_error_naming_the_file(
     assert path.read_text() == text  # never silently reset
 
 
+def test_a_state_file_that_is_not_utf8_is_a_data_error_naming_the_file(state: Path) -> None:
+    state.mkdir()
+    path = state / "member-guest.state.json"
+    path.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(DataError) as err:
+        _guard(state)
+    assert str(path) in str(err.value) and "cannot read the member state" in str(err.value)
+    assert path.read_bytes() == b"\xff\xfe{}"
+
+
 @pytest.mark.parametrize(
     "damage", ["round-not-a-number", "round-missing", "bad-header", "not-an-object"]
 )

@@ -121,7 +121,7 @@ class ReplayGuard:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {"format": FORMAT, "version": VERSION, "member": self.member, "runs": {}}
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise DataError(f"{self.path}: cannot read the member state: {exc}") from None
         try:
             document = json.loads(text)
