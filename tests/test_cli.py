@@ -231,6 +231,19 @@ def test_init_writes_a_federation_file_that_loads(
     assert "exists" in _error(capsys, argv)
 
 
+@pytest.mark.parametrize("content", [None, b"\xff\xfeid,y,x0\n"])
+def test_init_names_a_features_file_it_cannot_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes | None
+) -> None:
+    features = tmp_path / "guest.csv"
+    if content is not None:
+        features.write_bytes(content)
+    out = tmp_path / "federation.toml"
+    err = _error(capsys, ["init", "--out", str(out), "--features-from", str(features)])
+    assert f"--features-from {features}: cannot read its CSV header" in err
+    assert "Traceback" not in err and not out.exists()
+
+
 def test_version_and_exit_statuses_in_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--version"])

@@ -190,8 +190,11 @@ def _feature_names(path: Path) -> tuple[str, ...]:
     """The feature columns of a CSV header (every column but ``id`` and ``y``)."""
     import csv
 
-    with path.open(newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), [])
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"--features-from {path}: cannot read its CSV header ({exc})") from None
     return tuple(name.strip() for name in header if name.strip() not in ("id", "y", ""))
 
 
