@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from homolr.enclave.binding import report_data_for
+from homolr.enclave.binding import report_data_for, report_data_for_federation
 from homolr.enclave.quote import build_quote
 
 MRENCLAVE = hashlib.sha256(b"homolr test enclave").digest()
@@ -26,13 +26,20 @@ def make_quote(
     isv_prod_id: int = ISV_PROD_ID,
     isv_svn: int = ISV_SVN,
     debug: bool = False,
+    federation_hash: bytes | None = None,
 ) -> bytes:
-    """A synthetic quote binding the given keys."""
+    """A synthetic quote binding the given keys: v1 report data, or v2 (keys and federation
+    hash) when ``federation_hash`` is given."""
+    report_data = (
+        report_data_for(paillier_pk, tls_spki)
+        if federation_hash is None
+        else report_data_for_federation(paillier_pk, tls_spki, federation_hash)
+    )
     return build_quote(
         mr_enclave=mr_enclave,
         mr_signer=mr_signer,
         isv_prod_id=isv_prod_id,
         isv_svn=isv_svn,
-        report_data=report_data_for(paillier_pk, tls_spki),
+        report_data=report_data,
         debug=debug,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,8 +25,6 @@ from homolr.enclave.verifier import (
 )
 from homolr.errors import AttestationError, ConfigError
 from tests.enclave.support import (
-    ISV_PROD_ID,
-    ISV_SVN,
     MRENCLAVE,
     MRSIGNER,
     PAILLIER_PK,
@@ -41,23 +40,8 @@ EXPECTED = report_data_for_federation(PAILLIER_PK, TLS_SPKI, FEDERATION_HASH)
 V1 = report_data_for(PAILLIER_PK, TLS_SPKI)
 
 
-def _quote(
-    *,
-    paillier_pk: bytes = PAILLIER_PK,
-    tls_spki: bytes = TLS_SPKI,
-    federation_hash: bytes = FEDERATION_HASH,
-    mr_enclave: bytes = MRENCLAVE,
-    debug: bool = False,
-) -> bytes:
-    """A synthetic quote binding v2 report data (keys and federation hash)."""
-    return build_quote(
-        mr_enclave=mr_enclave,
-        mr_signer=MRSIGNER,
-        isv_prod_id=ISV_PROD_ID,
-        isv_svn=ISV_SVN,
-        report_data=report_data_for_federation(paillier_pk, tls_spki, federation_hash),
-        debug=debug,
-    )
+#: A synthetic quote binding v2 report data (keys and federation hash).
+_quote = functools.partial(make_quote, federation_hash=FEDERATION_HASH)
 
 
 class RecordingVerifier:
