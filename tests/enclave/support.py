@@ -1,11 +1,21 @@
-"""Test helpers for homolr.enclave: enclave identities and synthetic quotes."""
+"""Test helpers for homolr.enclave: enclave identities, synthetic quotes, and a TLS server that
+admits the members of a federation."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
 
 from homolr.enclave.binding import report_data_for, report_data_for_federation
+from homolr.enclave.identity import member_trust_bundle, peer_member_id
 from homolr.enclave.quote import build_quote
+from homolr.enclave.tls import ServerIdentity
+from homolr.errors import PolicyError
+from homolr.federation import Federation
 
 MRENCLAVE = hashlib.sha256(b"homolr test enclave").digest()
 MRSIGNER = hashlib.sha256(b"homolr test signer").digest()
@@ -43,3 +53,51 @@ def make_quote(
         report_data=report_data,
         debug=debug,
     )
+
+
+#: The one method of the member-admission test server: answers the caller's member id.
+WHO_AM_I = "/homolr.test.Federation/WhoAmI"
+
+
+class MemberRecorder:
+    """The test server's handler: admits a peer only through peer_member_id; records what it
+    saw (a member id, or "denied")."""
+
+    def __init__(self, federation: Federation) -> None:
+        self.federation = federation
+        self.calls: list[str] = []
+
+    def __call__(self, _request: bytes, context: grpc.ServicerContext) -> bytes:
+        try:
+            member_id = peer_member_id(context.auth_context(), self.federation)
+        except PolicyError as error:
+            self.calls.append("denied")
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(error))
+        self.calls.append(member_id)
+        return member_id.encode()
+
+
+@contextlib.contextmanager
+def serve_members(
+    federation: Federation, server_identity: ServerIdentity
+) -> Iterator[tuple[int, MemberRecorder]]:
+    """A gRPC server on 127.0.0.1 trusting exactly the federation's member certificates
+    (``WHO_AM_I``); yields its port and its recorder."""
+    recorder = MemberRecorder(federation)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    service, method = WHO_AM_I.strip("/").split("/")
+    handler = grpc.method_handlers_generic_handler(
+        service, {method: grpc.unary_unary_rpc_method_handler(recorder)}
+    )
+    server.add_generic_rpc_handlers((handler,))
+    credentials = grpc.ssl_server_credentials(
+        [(server_identity.private_key_pem, server_identity.certificate_pem)],
+        root_certificates=member_trust_bundle(federation),
+        require_client_auth=True,
+    )
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    try:
+        yield port, recorder
+    finally:
+        server.stop(grace=None)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 
 import grpc
@@ -36,9 +34,10 @@ from homolr.enclave.tls import (
 )
 from homolr.errors import ConfigError, PolicyError
 from homolr.federation import Federation, Member, parse_federation, render_template
+from tests.enclave.support import WHO_AM_I, MemberRecorder, serve_members
 from tests.federation.support import key_pem, make_certificate, pem
 
-METHOD = "/homolr.test.Federation/WhoAmI"
+METHOD = WHO_AM_I
 OPENSSL = shutil.which("openssl")
 
 
@@ -242,57 +241,16 @@ def test_peer_without_certificate_is_refused(federation: Federation) -> None:
 # --- a real TLS handshake on 127.0.0.1 --------------------------------------------------------------
 
 
-class _Recorder:
-    """The servicer: admits a peer only through peer_member_id; records what it saw."""
-
-    def __init__(self, federation: Federation) -> None:
-        self.federation = federation
-        self.calls: list[str] = []
-
-    def __call__(self, _request: bytes, context: grpc.ServicerContext) -> bytes:
-        try:
-            member_id = peer_member_id(context.auth_context(), self.federation)
-        except PolicyError as error:
-            self.calls.append("denied")
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(error))
-        self.calls.append(member_id)
-        return member_id.encode()
-
-
 @pytest.fixture(scope="module")
 def server_identity() -> ServerIdentity:
     return generate_server_identity()
 
 
-@contextlib.contextmanager
-def _serve(
-    federation: Federation, server_identity: ServerIdentity
-) -> Iterator[tuple[int, _Recorder]]:
-    """A gRPC server on 127.0.0.1 trusting exactly the federation's member certificates."""
-    recorder = _Recorder(federation)
-    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    handler = grpc.method_handlers_generic_handler(
-        "homolr.test.Federation", {"WhoAmI": grpc.unary_unary_rpc_method_handler(recorder)}
-    )
-    grpc_server.add_generic_rpc_handlers((handler,))
-    credentials = grpc.ssl_server_credentials(
-        [(server_identity.private_key_pem, server_identity.certificate_pem)],
-        root_certificates=member_trust_bundle(federation),
-        require_client_auth=True,
-    )
-    port = grpc_server.add_secure_port("127.0.0.1:0", credentials)
-    grpc_server.start()
-    try:
-        yield port, recorder
-    finally:
-        grpc_server.stop(grace=None)
-
-
 @pytest.fixture(scope="module")
 def server(
     federation: Federation, server_identity: ServerIdentity
-) -> Iterator[tuple[int, _Recorder]]:
-    with _serve(federation, server_identity) as running:
+) -> Iterator[tuple[int, MemberRecorder]]:
+    with serve_members(federation, server_identity) as running:
         yield running
 
 
@@ -311,7 +269,7 @@ def _as_client(
 
 
 def _refused_at_handshake(
-    server: tuple[int, _Recorder], credentials: grpc.ChannelCredentials
+    server: tuple[int, MemberRecorder], credentials: grpc.ChannelCredentials
 ) -> None:
     port, recorder = server
     before = list(recorder.calls)
@@ -322,7 +280,7 @@ def _refused_at_handshake(
 
 
 def test_listed_members_connect_and_are_named(
-    server: tuple[int, _Recorder],
+    server: tuple[int, MemberRecorder],
     server_identity: ServerIdentity,
     members: dict[str, MemberIdentity],
 ) -> None:
@@ -336,7 +294,7 @@ def test_listed_members_connect_and_are_named(
 
 
 def test_operator_minted_member_is_refused(
-    server: tuple[int, _Recorder], server_identity: ServerIdentity
+    server: tuple[int, MemberRecorder], server_identity: ServerIdentity
 ) -> None:
     """Same CN and SAN as a member, the operator's own key, self-signed."""
     minted, key = make_certificate("guest", san_uri="homolr-member:guest")
@@ -344,7 +302,7 @@ def test_operator_minted_member_is_refused(
 
 
 def test_operator_ca_signed_member_is_refused(
-    server: tuple[int, _Recorder], server_identity: ServerIdentity
+    server: tuple[int, MemberRecorder], server_identity: ServerIdentity
 ) -> None:
     """The old trust model: a certificate for 'guest' from a CA the operator runs."""
     ca, ca_key = make_certificate("homolr development CA", ca=True)
@@ -356,7 +314,7 @@ def test_operator_ca_signed_member_is_refused(
 
 
 def test_forged_issuer_and_key_id_of_a_member_is_refused(
-    server: tuple[int, _Recorder],
+    server: tuple[int, MemberRecorder],
     server_identity: ServerIdentity,
     members: dict[str, MemberIdentity],
 ) -> None:
@@ -374,7 +332,7 @@ def test_forged_issuer_and_key_id_of_a_member_is_refused(
 
 
 def test_client_without_certificate_is_refused(
-    server: tuple[int, _Recorder], server_identity: ServerIdentity
+    server: tuple[int, MemberRecorder], server_identity: ServerIdentity
 ) -> None:
     credentials = grpc.ssl_channel_credentials(root_certificates=server_identity.certificate_pem)
     _refused_at_handshake(server, credentials)
@@ -392,7 +350,7 @@ def _sub_certificate(
 
 
 def test_member_signed_sub_certificate_is_refused_at_handshake(
-    server: tuple[int, _Recorder],
+    server: tuple[int, MemberRecorder],
     server_identity: ServerIdentity,
     members: dict[str, MemberIdentity],
 ) -> None:
@@ -431,7 +389,7 @@ def test_sub_certificate_admitted_by_tls_is_still_not_a_member(
     )
     guest_certificate, guest_key = certificates["guest"]
     chain, key = _sub_certificate(pem(guest_certificate).encode(), key_pem(guest_key), "host")
-    with _serve(permissive, server_identity) as (port, recorder):
+    with serve_members(permissive, server_identity) as (port, recorder):
         genuine = _as_client(server_identity, pem(guest_certificate).encode(), key_pem(guest_key))
         assert _call(port, genuine) == b"guest"
         with pytest.raises(grpc.RpcError) as info:

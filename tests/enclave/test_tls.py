@@ -11,7 +11,6 @@ import datetime
 import ipaddress
 import socket
 from collections.abc import Iterator
-from concurrent import futures
 
 import grpc
 import pytest
@@ -22,8 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from homolr.enclave.identity import (
     MemberIdentity,
     generate_member_identity,
-    member_trust_bundle,
-    peer_member_id,
 )
 from homolr.enclave.tls import (
     CHANNEL_OPTIONS,
@@ -35,10 +32,11 @@ from homolr.enclave.tls import (
     generate_server_identity,
     pinned_channel_credentials,
 )
-from homolr.errors import AttestationError, ConfigError, PolicyError, TransportError
+from homolr.errors import AttestationError, ConfigError, TransportError
 from homolr.federation import Federation, parse_federation, render_template
+from tests.enclave.support import WHO_AM_I, serve_members
 
-METHOD = "/homolr.test.Identity/WhoAmI"
+METHOD = WHO_AM_I
 
 
 # --- certificates ----------------------------------------------------------------------------
@@ -107,26 +105,8 @@ def identity() -> ServerIdentity:
 
 @pytest.fixture(scope="module")
 def server_port(federation: Federation, identity: ServerIdentity) -> Iterator[int]:
-    def who_am_i(request: bytes, context: grpc.ServicerContext) -> bytes:
-        try:
-            return peer_member_id(context.auth_context(), federation).encode()
-        except PolicyError as error:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(error))
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    handler = grpc.method_handlers_generic_handler(
-        "homolr.test.Identity", {"WhoAmI": grpc.unary_unary_rpc_method_handler(who_am_i)}
-    )
-    server.add_generic_rpc_handlers((handler,))
-    credentials = grpc.ssl_server_credentials(
-        [(identity.private_key_pem, identity.certificate_pem)],
-        root_certificates=member_trust_bundle(federation),
-        require_client_auth=True,
-    )
-    port = server.add_secure_port("127.0.0.1:0", credentials)
-    server.start()
-    yield port
-    server.stop(grace=None)
+    with serve_members(federation, identity) as (port, _):
+        yield port
 
 
 def _call(port: int, server_cert: bytes, client_cert: bytes, client_key: bytes) -> bytes:
