@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 
 import grpc
@@ -77,19 +77,23 @@ class MemberRecorder:
         return member_id.encode()
 
 
-@contextlib.contextmanager
-def serve_members(
-    federation: Federation, server_identity: ServerIdentity
-) -> Iterator[tuple[int, MemberRecorder]]:
-    """A gRPC server on 127.0.0.1 trusting exactly the federation's member certificates
-    (``WHO_AM_I``); yields its port and its recorder."""
-    recorder = MemberRecorder(federation)
+def start_member_server(
+    federation: Federation,
+    server_identity: ServerIdentity,
+    method: str,
+    handler: Callable[[bytes, grpc.ServicerContext], bytes],
+) -> tuple[grpc.Server, int]:
+    """A started gRPC server on 127.0.0.1 serving ``method`` ("/service/name", bytes in and out)
+    over TLS that trusts exactly the federation's member certificates; returns it and its port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    service, method = WHO_AM_I.strip("/").split("/")
-    handler = grpc.method_handlers_generic_handler(
-        service, {method: grpc.unary_unary_rpc_method_handler(recorder)}
+    service, name = method.strip("/").split("/")
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                service, {name: grpc.unary_unary_rpc_method_handler(handler)}
+            ),
+        )
     )
-    server.add_generic_rpc_handlers((handler,))
     credentials = grpc.ssl_server_credentials(
         [(server_identity.private_key_pem, server_identity.certificate_pem)],
         root_certificates=member_trust_bundle(federation),
@@ -97,6 +101,17 @@ def serve_members(
     )
     port = server.add_secure_port("127.0.0.1:0", credentials)
     server.start()
+    return server, port
+
+
+@contextlib.contextmanager
+def serve_members(
+    federation: Federation, server_identity: ServerIdentity
+) -> Iterator[tuple[int, MemberRecorder]]:
+    """``WHO_AM_I`` served to the federation's members (see :func:`start_member_server`);
+    yields the port and the recorder."""
+    recorder = MemberRecorder(federation)
+    server, port = start_member_server(federation, server_identity, WHO_AM_I, recorder)
     try:
         yield port, recorder
     finally:

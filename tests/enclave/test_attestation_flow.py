@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from concurrent import futures
 
 import grpc
 import pytest
@@ -31,14 +30,19 @@ from homolr.enclave import (
     fetch_server_certificate,
     generate_member_identity,
     generate_server_identity,
-    member_trust_bundle,
     pinned_channel_credentials,
     report_data_for_federation,
     verify_attestation,
 )
 from homolr.errors import AttestationError
 from homolr.federation import Federation, federation_hash, parse_federation, render_template
-from tests.enclave.support import ISV_PROD_ID, ISV_SVN, MRENCLAVE, MRSIGNER
+from tests.enclave.support import (
+    ISV_PROD_ID,
+    ISV_SVN,
+    MRENCLAVE,
+    MRSIGNER,
+    start_member_server,
+)
 
 METHOD = "/homolr.test.KeyExchange/Get"
 Reply = Callable[[], bytes]
@@ -94,19 +98,9 @@ def serve(federation: Federation) -> Iterator[Serve]:
     servers: list[grpc.Server] = []
 
     def start(identity: ServerIdentity, reply: Reply) -> int:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        handler = grpc.method_handlers_generic_handler(
-            "homolr.test.KeyExchange",
-            {"Get": grpc.unary_unary_rpc_method_handler(lambda request, context: reply())},
+        server, port = start_member_server(
+            federation, identity, METHOD, lambda request, context: reply()
         )
-        server.add_generic_rpc_handlers((handler,))
-        credentials = grpc.ssl_server_credentials(
-            [(identity.private_key_pem, identity.certificate_pem)],
-            root_certificates=member_trust_bundle(federation),
-            require_client_auth=True,
-        )
-        port = server.add_secure_port("127.0.0.1:0", credentials)
-        server.start()
         servers.append(server)
         return port
 
