@@ -18,6 +18,18 @@ from homolr.enclave.identity import MemberIdentity
 from homolr.federation import Federation, parse_federation
 
 SOURCE = "fed.toml"
+
+#: The member identities the fixtures make, by member id.
+Identities = dict[str, MemberIdentity]
+#: A valid record-level [privacy] table.
+RECORD = {
+    "level": "record",
+    "epsilon": 2.0,
+    "delta": 1e-5,
+    "clip": 2.5,
+    "model_bound": 10.0,
+    "min_samples": 200,
+}
 Document = dict[str, Any]
 
 

@@ -24,17 +24,16 @@ from homolr.federation import (
     plan_defaults,
 )
 from homolr.federation.schema import DEADLINE_DEFAULTS, PARTICIPATION_DEFAULTS
-from tests.federation.support import SOURCE, Document, parse, to_toml, with_changes
+from tests.federation.support import (
+    RECORD,
+    SOURCE,
+    Document,
+    Identities,
+    parse,
+    to_toml,
+    with_changes,
+)
 
-Identities = dict[str, MemberIdentity]
-RECORD = {
-    "level": "record",
-    "epsilon": 2.0,
-    "delta": 1e-5,
-    "clip": 2.5,
-    "model_bound": 10.0,
-    "min_samples": 200,
-}
 PS = "the PS at 127.0.0.1:50051"
 
 

@@ -8,19 +8,10 @@ import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from homolr.enclave.identity import MemberIdentity, generate_member_identity
+from homolr.enclave.identity import generate_member_identity
 from homolr.federation import describe_differences, federation_hash
-from tests.federation.support import Document, member_entry, parse, with_changes
+from tests.federation.support import RECORD, Document, Identities, member_entry, parse, with_changes
 
-Identities = dict[str, MemberIdentity]
-RECORD = {
-    "level": "record",
-    "epsilon": 2.0,
-    "delta": 1e-5,
-    "clip": 2.5,
-    "model_bound": 10.0,
-    "min_samples": 200,
-}
 QUORUM = {"policy": "quorum", "min_workers": 2, "accept_subset_leakage": True}
 
 

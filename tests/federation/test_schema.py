@@ -12,7 +12,6 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from homolr.enclave.identity import MemberIdentity
 from homolr.errors import ConfigError
 from homolr.federation import SCHEMA, Federation, parse_federation, plan_defaults
 from homolr.federation.certificates import fingerprint_of, load_certificate
@@ -20,8 +19,10 @@ from homolr.federation.schema import MODES, WEIGHTINGS, federation_from_document
 from homolr.learning import AGGREGATE_DEFAULTS, ENCRYPTED_DEFAULTS
 from homolr.protocol import messages
 from tests.federation.support import (
+    RECORD,
     SOURCE,
     Document,
+    Identities,
     base_document,
     make_certificate,
     member_entry,
@@ -31,7 +32,6 @@ from tests.federation.support import (
     with_changes,
 )
 
-Identities = dict[str, MemberIdentity]
 Mutation = Callable[[Document, Identities], Document]
 
 
@@ -116,14 +116,6 @@ def issued_by_operator_ca(member_id: str) -> str:
 
 
 QUORUM = {"policy": "quorum", "min_workers": 2}
-RECORD = {
-    "level": "record",
-    "epsilon": 2.0,
-    "delta": 1e-5,
-    "clip": 2.5,
-    "model_bound": 10.0,
-    "min_samples": 200,
-}
 MEMBER = {"level": "member", "epsilon": 2.0, "delta": 1e-5, "clip": 1.0}
 
 # (test id, mutation of the valid two-member document, field path, phrase of the problem)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from homolr.enclave.identity import MemberIdentity
 from homolr.errors import ConfigError
 from homolr.federation import (
     SCHEMA,
@@ -19,9 +18,8 @@ from homolr.federation import (
     parse_federation,
     render_template,
 )
-from tests.federation.support import base_document, parse
+from tests.federation.support import Identities, base_document, parse
 
-Identities = dict[str, MemberIdentity]
 _OPTIONAL_KEY = re.compile(r"^# ([a-z0-9_]+ = .*)$")
 
 
