@@ -57,8 +57,9 @@ def _federation(
     )
 
 
-def _ps(cluster: Cluster, shared: Path, federation: Path, *extra: str) -> Proc:
-    return cluster.start_ps(
+def _ps_args(shared: Path, federation: Path) -> list[str]:
+    """A production PS of ``federation`` under simulated attestation."""
+    return [
         "--federation",
         str(federation),
         "--validate-set",
@@ -67,9 +68,11 @@ def _ps(cluster: Cluster, shared: Path, federation: Path, *extra: str) -> Proc:
         "simulated",
         "--mrenclave",
         MRENCLAVE,
-        *extra,
-        dev=False,
-    )
+    ]
+
+
+def _ps(cluster: Cluster, shared: Path, federation: Path, *extra: str) -> Proc:
+    return cluster.start_ps(*_ps_args(shared, federation), *extra, dev=False)
 
 
 def _member(
@@ -245,14 +248,7 @@ def _resume(cluster: Cluster, shared: Path, federation: Path, sealed: Path, out:
         "ps",
         "--port",
         str(cluster.port),
-        "--federation",
-        str(federation),
-        "--validate-set",
-        str(shared / "breast_homo_test.csv"),
-        "--attestation",
-        "simulated",
-        "--mrenclave",
-        MRENCLAVE,
+        *_ps_args(shared, federation),
         "--sealed-dir",
         str(sealed),
         "--resume",
