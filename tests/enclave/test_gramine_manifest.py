@@ -263,10 +263,20 @@ def ps_arguments(manifest: Mapping[str, Any]) -> list[str]:
 
 
 def launch_prefix(manifest: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
-    """Command prefix (stack limit, interpreter and its flags) and environment of the manifest."""
+    """Command prefix (stack limit, interpreter and its flags) and environment of the manifest.
+
+    The library search path is the manifest's without its first entry, ``/lib``: inside the
+    enclave that is Gramine's runtime (its glibc), here it would be the host's. The rest makes
+    the host's loader find every library where the enclave's does, instead of in
+    /etc/ld.so.cache (which the enclave does not have, and which a sample of /proc/<pid>/maps
+    would otherwise catch mapped whenever it lands inside one of the start's dlopen calls).
+    """
     argv = manifest["loader"]["argv"]
     flags = argv[1 : argv.index(str(CONSOLE_SCRIPT))]
-    env = {k: v for k, v in manifest["loader"]["env"].items() if k != "LD_LIBRARY_PATH"}
+    env = dict(manifest["loader"]["env"])
+    search = env["LD_LIBRARY_PATH"].split(":")
+    assert search[0] == "/lib", search  # Gramine's runtime, mounted at /lib
+    env["LD_LIBRARY_PATH"] = ":".join(search[1:])
     stack_kib = size_in_bytes(manifest["sys"]["stack"]["size"]) // 1024
     command = ["/bin/sh", "-c", 'ulimit -s "$0" && exec "$@"', str(stack_kib), argv[0], *flags]
     return command, env
